@@ -14,6 +14,11 @@ map it must write, zeros included). It is compared with the copy bandwidth measu
 run (a large ``Tensor.copy_``, read + write). Prints a markdown table and appends it, with
 device, versions and date, to benchmarks/RESULTS.md (``--no-record`` to skip).
 
+Sampling rows also time a floor, the work any implementation must do, in the same run:
+``gather`` reads just the 4 neighbours of every valid sample (``index_select`` with the indices
+precomputed), ``zeros`` allocates and zero-fills a gradient map like the maps (both sides return
+one). ``ref / floor`` bounds the speed-up over the twin that reading (or writing) those bytes leaves.
+
 On CPU, the first-touch page faults of fresh outputs (rendered maps, gradient maps; PyTorch's CPU
 allocator returns large blocks to the OS) dominate the large cases for aim and reference alike;
 ``THP_MEM_ALLOC_ENABLE=1`` (PyTorch's huge-page switch) shows more of the kernels' own speed.
@@ -30,7 +35,11 @@ from typing import Callable
 import torch
 
 from aim.ops import render_value_maps, sample_value_maps
-from aim.ops.value_maps_reference import render_value_maps_reference, sample_value_maps_reference
+from aim.ops.value_maps_reference import (
+    project_points_reference,
+    render_value_maps_reference,
+    sample_value_maps_reference,
+)
 from common import environment, record
 
 VIEWS, HEIGHT, WIDTH = 3, 256, 320
@@ -47,6 +56,8 @@ class Row:
     aim_ms: float
     ref_ms: float
     bytes_: int
+    floor: str = ""  # what the floor time measures, "" for none
+    floor_ms: float = float("nan")
 
 
 def timer(device: torch.device, repeats: int) -> Callable[[Callable[[], object]], float]:
@@ -128,6 +139,19 @@ def bench_render(batch, frames, points, device, time_it, with_reference, with_ba
     return rows
 
 
+def neighbour_indices(maps: torch.Tensor, p: torch.Tensor, k: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+    """Flat indices into contiguous ``maps`` of the 4 bilinear neighbours of every valid sample
+    (neighbours past the last row or column clamped onto it)."""
+    u, v, _, in_front = project_points_reference(p, k, e)  # (B, T, P, V)
+    valid = in_front & (u >= 0) & (u <= WIDTH - 1) & (v >= 0) & (v <= HEIGHT - 1)
+    b, t, _, view = valid.nonzero(as_tuple=True)
+    x0, y0 = u[valid].floor().long(), v[valid].floor().long()
+    image = ((b * maps.shape[1] + t) * maps.shape[2] + view) * HEIGHT * WIDTH
+    xs = torch.stack([x0, (x0 + 1).clamp_max(WIDTH - 1)])
+    ys = torch.stack([y0, (y0 + 1).clamp_max(HEIGHT - 1)])
+    return (image + ys[:, None] * WIDTH + xs[None, :]).permute(2, 0, 1).reshape(-1)
+
+
 def bench_sample(batch, frames, points, device, time_it, with_reference) -> list[Row]:
     p, _, k, e = scene(batch, frames, points, device)
     maps = torch.rand(batch, frames, VIEWS, HEIGHT, WIDTH, device=device)
@@ -137,6 +161,9 @@ def bench_sample(batch, frames, points, device, time_it, with_reference) -> list
     bwd_points = fwd_bytes + samples * (4 * 4 + 4) + p.numel() * 4  # neighbours again, grad_values, grad_points
     bwd_maps = bwd_points + maps.numel() * 4  # the whole gradient map is written
     grad = torch.randn(batch, frames, points, VIEWS, device=device)
+    flat, neighbours = maps.view(-1), neighbour_indices(maps, p, k, e)
+    gather_ms = time_it(lambda: flat.index_select(0, neighbours))
+    zeros_ms = time_it(lambda: torch.zeros_like(maps))
     rows = []
     impls = {"aim": sample_value_maps, "ref": sample_value_maps_reference}
     for pass_, wrt, moved in (("fwd", (), fwd_bytes), ("fwd+bwd points", ("points",), bwd_points),
@@ -156,20 +183,23 @@ def bench_sample(batch, frames, points, device, time_it, with_reference) -> list
                     values.backward(grad)
 
             ms[name] = time_it(step)
-        rows.append(Row("sample", pass_, batch, frames, points, ms["aim"], ms["ref"], moved))
+        floor = ("zeros", zeros_ms) if "maps" in wrt else ("gather", gather_ms)
+        rows.append(Row("sample", pass_, batch, frames, points, ms["aim"], ms["ref"], moved, *floor))
     return rows
 
 
 def render_table(rows: list[Row], copy_gbs: float) -> str:
     lines = [
-        "| op | pass | B | T | P | aim (ms) | reference (ms) | speed-up | aim GB/s | % of copy BW |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ("| op | pass | B | T | P | aim (ms) | reference (ms) | speed-up | aim GB/s | % of copy BW | floor (ms) | "
+         "ref / floor |"),
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
     for r in rows:
         gbs = r.bytes_ / r.aim_ms / 1e6
+        floor = f"{r.floor} {r.floor_ms:.3f} | {r.ref_ms / r.floor_ms:.1f}x" if r.floor else "- | -"
         lines.append(
             f"| {r.op} | {r.pass_} | {r.batch} | {r.frames} | {r.points} | {r.aim_ms:.2f} | {r.ref_ms:.2f} | "
-            f"{r.ref_ms / r.aim_ms:.1f}x | {gbs:.1f} | {gbs / copy_gbs:.0%} |"
+            f"{r.ref_ms / r.aim_ms:.1f}x | {gbs:.1f} | {gbs / copy_gbs:.0%} | {floor} |"
         )
     return "\n".join(lines)
 
@@ -181,6 +211,8 @@ def main() -> None:
     parser.add_argument("--no-reference", action="store_true", help="time aim only (the reference render is slow)")
     parser.add_argument("--no-record", action="store_true", help="do not append to RESULTS.md")
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run (never recorded)")
+    parser.add_argument("--ops", nargs="+", choices=("render", "sample"), default=("render", "sample"),
+                        help="which ops to time (sampling alone takes seconds, the render twin minutes)")
     args = parser.parse_args()
 
     device = torch.device(args.device)
@@ -194,6 +226,8 @@ def main() -> None:
     else:
         render_sizes = [(8, 8, 2), (8, 16, 8)] + ([(64, 32, 8)] if gpu else [])
         sample_sizes = [(8, 16, 2), (8, 32, 64), (64, 8, 2)] + ([(64, 32, 64)] if gpu else [])
+    render_sizes = render_sizes if "render" in args.ops else []
+    sample_sizes = sample_sizes if "sample" in args.ops else []
 
     print(f"# value-map benchmark: {environment(device)}", file=sys.stderr)
     copy_gbs = copy_bandwidth(device, time_it)

@@ -5,11 +5,15 @@
 //   box only (a column-weight row and a row weight per line, so no exp per pixel), in point order.
 // render backward: one task per (b, t): per view, recombine the blobs over their boxes, then sum
 //   each blob's gradient over the pixels that pass it one (see render_backward_typed).
-// sample / sample backward: one task per (b, t): its P x V samples, and in the backward the
-//   (b, t) slab of grad_maps and the (b, t) rows of grad_points, which no other task touches.
+// sample / sample backward: each thread one contiguous range of (b, t) slabs (all on the calling
+//   thread below kParallelSamples), walked in chunks of samples (see for_each_sample); in the
+//   backward a range's slabs of grad_maps and rows of grad_points, which no other thread touches.
 #include "value_maps_cpu.h"
 
+#include <omp.h>
+
 #include <algorithm>
+#include <cmath>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -150,100 +154,211 @@ void render_backward_typed(const vmap::RenderShape& s, const T* points, const ui
   }
 }
 
-// Samples of one (b, t, v) view, in chunks: locate a chunk's points and prefetch the two map rows
-// each one reads (for writing too when the backward accumulates into grad_map), then hand them to
-// `fn(p, located)`. The maps are usually far larger than the caches and every sample touches two
-// random cache lines; issuing a whole chunk's loads before using any keeps many misses in flight
-// (a plain loop waits for each sample's lines in turn: about 3x slower on 256 x 320 maps).
+// Sampling walks the samples of a range of (b, t) slabs in (b, t, v, p) order, in chunks of three
+// passes: locate the chunk's points (all the arithmetic, and a write prefetch of grad_map's rows
+// in the backward), load the four neighbours of every sample in a loop that does nothing else,
+// then use them in order. The maps are usually far larger than the caches and every sample
+// touches two random cache lines and, with 4 KB pages, a page walk; a bare load loop keeps many
+// of them in flight, where loads among the arithmetic (or software prefetches, which stalled on
+// the page walks) wait in turn. Chunks run across views and slabs, so a few points per frame (the
+// reward's two end-effector targets) fill them too.
 constexpr int64_t kSampleChunk = 64;
-// Fewer samples than this run on the calling thread: about 30 us of work on one core, less than
-// an OpenMP fork/join costs when the other cores are busy.
-constexpr int64_t kParallelSamples = 2048;
+// Fewer samples than this (about 1 ms of work on one core) run on the calling thread alone: when
+// the machine's other cores are busy, a parallel region waits for a descheduled thread, a
+// scheduler tick (4-8 ms measured on a loaded 2-core VM at 3,072 samples, against 0.1-0.2 ms on
+// one thread).
+constexpr int64_t kParallelSamples = 16384;
 
+// The camera, canvas box and map of one (b, t, v) view, and where its samples' results go.
+template <typename T>
+struct SampleView {
+  vmap::Camera<T> cam;
+  vmap::ViewBox<T> box;
+  vmap::MapView<T> map;
+  T* grad_map;        // its (b, t, vm) image of grad_maps, or null
+  const T* points;    // the (P, 3) points of slab (b, t)
+  int64_t value;      // index of (b, t, p = 0, v) in values (B, T, P, V)
+  int64_t point;      // index of (b, t, p = 0) in points and grad_points (B, T, P, 3)
+};
+
+// One sample between locating it and using it.
+template <typename T>
+struct Located {
+  const SampleView<T>* view;
+  int64_t p;
+  vmap::MapPoint<T> at;
+  vmap::Bilinear<T> corners;
+  int64_t offset;  // of corner 0 in the map, when all four corners are inside it
+  bool interior;   // all four corners inside the map (else reads go through MapView::at)
+  T corner[4];     // the map at the four corners, when interior
+
+  int64_t value_index(int64_t views) const { return view->value + p * views; }
+};
+
+template <typename T>
+struct SampleInputs {
+  const vmap::SampleShape& s;
+  const vmap::StridedMaps& maps;
+  const T *points, *intrinsics, *extrinsics, *boxes;
+  T* grad_maps;  // null when not accumulated
+
+  SampleView<T> view(int64_t bt, int64_t v) const {
+    const SampleIndex idx{s.frames, s.views, s.points};
+    const int64_t b = bt / s.frames, t = bt % s.frames, pixels = s.height * s.width;
+    const int64_t map_image = bt * s.map_views + (s.map_views == 1 ? 0 : v);
+    T* grad_map = grad_maps == nullptr ? nullptr : grad_maps + map_image * pixels;
+    return SampleView<T>{idx.camera(intrinsics, extrinsics, b, t, v),
+                         vmap::load_view_box(boxes, v, s.height, s.width),
+                         vmap::map_view<T>(maps, s, b, t, v),
+                         grad_map,
+                         points + idx.point(b, t, 0),
+                         idx.value(b, t, 0, v),
+                         idx.point(b, t, 0)};
+  }
+};
+
+// The interpolated value (and derivatives) of a valid located sample.
+template <typename T>
+vmap::Sampled<T> sample_located(const Located<T>& l) {
+  if (!l.interior) return vmap::sample_bilinear(l.view->map, l.corners);
+  return vmap::interpolate(l.corner[0], l.corner[1], l.corner[2], l.corner[3], l.corners);
+}
+
+// Calls fn(located) for every sample of slabs [bt_begin, bt_end), in (b, t, v, p) order.
 template <typename T, typename Fn>
-void for_each_located(const vmap::Camera<T>& cam, const vmap::ViewBox<T>& box, const T* points_bt, int64_t num_points,
-                      const vmap::MapView<T>& map, const T* grad_map, Fn&& fn) {
-  vmap::MapPoint<T> located[kSampleChunk];
-  for (int64_t p0 = 0; p0 < num_points; p0 += kSampleChunk) {
-    const int64_t n = std::min(kSampleChunk, num_points - p0);
-    for (int64_t i = 0; i < n; ++i) {
-      located[i] = vmap::locate(cam, box, points_bt + 3 * (p0 + i));
-      if (!located[i].valid) continue;
-      const int64_t x = std::min<int64_t>(std::max<int64_t>(static_cast<int64_t>(located[i].x), 0), map.width - 1);
-      const int64_t y = std::min<int64_t>(std::max<int64_t>(static_cast<int64_t>(located[i].y), 0), map.height - 1);
-      const int64_t y1 = std::min<int64_t>(y + 1, map.height - 1);
-      __builtin_prefetch(map.data + y * map.stride_h + x * map.stride_w);
-      __builtin_prefetch(map.data + y1 * map.stride_h + x * map.stride_w);
-      if (grad_map != nullptr) {
-        __builtin_prefetch(grad_map + y * map.width + x, 1);
-        __builtin_prefetch(grad_map + y1 * map.width + x, 1);
+void for_each_sample(const SampleInputs<T>& in, int64_t bt_begin, int64_t bt_end, Fn&& fn) {
+  const vmap::SampleShape& s = in.s;
+  if (bt_begin >= bt_end || s.points == 0 || s.views == 0) return;
+  SampleView<T> views[kSampleChunk + 1];  // the views of one chunk's samples
+  Located<T> located[kSampleChunk];
+  int64_t bt = bt_begin, v = 0, p = 0;
+  views[0] = in.view(bt, v);
+  while (bt < bt_end) {
+    int64_t n = 0, current = 0;
+    for (; n < kSampleChunk && bt < bt_end; ++n) {
+      const SampleView<T>& view = views[current];
+      Located<T>& l = located[n];
+      l.view = &view;
+      l.p = p;
+      l.at = vmap::locate(view.cam, view.box, view.points + 3 * p);
+      l.interior = false;
+      if (l.at.valid) {
+        const vmap::MapView<T>& map = view.map;
+        l.interior = l.at.x >= T(0) && l.at.y >= T(0) && l.at.x < T(map.width - 1) && l.at.y < T(map.height - 1);
+        if (l.interior) {
+          l.corners = vmap::bilinear_inside(l.at.x, l.at.y);
+          const int64_t x = l.corners.x0, y = l.corners.y0;
+          l.offset = y * map.stride_h + x * map.stride_w;
+          if (view.grad_map != nullptr) {
+            __builtin_prefetch(view.grad_map + y * map.width + x, 1);
+            __builtin_prefetch(view.grad_map + (y + 1) * map.width + x, 1);
+          }
+        } else {
+          l.corners = vmap::bilinear_at(l.at.x, l.at.y);
+        }
+      }
+      if (++p == s.points) {
+        p = 0;
+        if (++v == s.views) {
+          v = 0;
+          ++bt;
+        }
+        if (bt < bt_end) views[++current] = in.view(bt, v);
       }
     }
-    for (int64_t i = 0; i < n; ++i) fn(p0 + i, located[i]);
+    for (int64_t i = 0; i < n; ++i) {
+      Located<T>& l = located[i];
+      if (!l.interior) continue;
+      const vmap::MapView<T>& map = l.view->map;
+      const T* m = map.data + l.offset;
+      l.corner[0] = m[0];
+      l.corner[1] = m[map.stride_w];
+      l.corner[2] = m[map.stride_h];
+      l.corner[3] = m[map.stride_h + map.stride_w];
+    }
+    for (int64_t i = 0; i < n; ++i) fn(located[i]);
+    views[0] = views[current];
   }
 }
 
-template <typename T>
-void sample_typed(const vmap::SampleShape& s, const vmap::StridedMaps& maps, const T* points, const T* intrinsics,
-                  const T* extrinsics, const T* boxes, T* values, uint8_t* valid) {
-  const SampleIndex idx{s.frames, s.views, s.points};
+// Runs body(bt_begin, bt_end) over all slabs: on the calling thread for small problems, else
+// each OpenMP thread on one contiguous range (so chunks span slabs and results do not depend on
+// the split: every output element is written by one thread, in (v, p) order).
+template <typename Body>
+void over_slabs(const vmap::SampleShape& s, Body&& body) {
   const int64_t slabs = s.batch * s.frames;
-#pragma omp parallel for schedule(static) if (slabs * s.points * s.views >= kParallelSamples)
-  for (int64_t bt = 0; bt < slabs; ++bt) {
-    const int64_t b = bt / s.frames, t = bt % s.frames;
-    for (int64_t v = 0; v < s.views; ++v) {
-      const vmap::Camera<T> cam = idx.camera(intrinsics, extrinsics, b, t, v);
-      const vmap::ViewBox<T> box = vmap::load_view_box(boxes, v, s.height, s.width);
-      const vmap::MapView<T> map = vmap::map_view<T>(maps, s, b, t, v);
-      for_each_located(cam, box, points + idx.point(b, t, 0), s.points, map, static_cast<const T*>(nullptr),
-                       [&](int64_t p, const vmap::MapPoint<T>& mp) {
-                         const int64_t o = idx.value(b, t, p, v);
-                         values[o] = mp.valid ? vmap::sample_bilinear(map, vmap::bilinear_at(mp.x, mp.y)).value : T(0);
-                         valid[o] = mp.valid ? 1 : 0;
-                       });
+  if (slabs * s.points * s.views < kParallelSamples || omp_get_max_threads() == 1) {
+    body(int64_t{0}, slabs);
+    return;
+  }
+#pragma omp parallel
+  {
+    const int64_t threads = omp_get_num_threads(), thread = omp_get_thread_num();
+    body(slabs * thread / threads, slabs * (thread + 1) / threads);
+  }
+}
+
+template <typename T>
+void sample_typed(const SampleInputs<T>& in, T* values, uint8_t* valid) {
+  const int64_t views = in.s.views;
+  over_slabs(in.s, [&](int64_t bt_begin, int64_t bt_end) {
+    for_each_sample(in, bt_begin, bt_end, [&](const Located<T>& l) {
+      const int64_t o = l.value_index(views);
+      values[o] = l.at.valid ? sample_located(l).value : T(0);
+      valid[o] = l.at.valid ? 1 : 0;
+    });
+  });
+}
+
+template <typename T>
+void sample_backward_typed(const SampleInputs<T>& in, const T* grad_values, T* grad_points) {
+  const vmap::SampleShape& s = in.s;
+  const int64_t views = s.views;
+  over_slabs(s, [&](int64_t bt_begin, int64_t bt_end) {
+    if (grad_points != nullptr) {
+      std::fill(grad_points + bt_begin * s.points * 3, grad_points + bt_end * s.points * 3, T(0));
+    }
+    for_each_sample(in, bt_begin, bt_end, [&](const Located<T>& l) {
+      if (!l.at.valid) return;
+      const T g = grad_values[l.value_index(views)];
+      const SampleView<T>& view = *l.view;
+      if (view.grad_map != nullptr) {
+        const int64_t width = s.width;
+        if (l.interior) {
+          T* gm = view.grad_map + l.corners.y0 * width + l.corners.x0;
+          for (int c = 0; c < 4; ++c) gm[(c >> 1) * width + (c & 1)] += g * l.corners.weight(c);
+        } else {
+          for (int c = 0; c < 4; ++c) {
+            const int64_t x = l.corners.corner_x(c), y = l.corners.corner_y(c);
+            if (x >= 0 && x < width && y >= 0 && y < s.height) view.grad_map[y * width + x] += g * l.corners.weight(c);
+          }
+        }
+      }
+      if (grad_points != nullptr) {
+        const vmap::Sampled<T> sm = sample_located(l);
+        vmap::add_point_gradient(view.cam, view.box, l.at.proj, g * sm.d_x, g * sm.d_y,
+                                 grad_points + view.point + 3 * l.p);
+      }
+    });
+  });
+}
+
+// Non-finite cameras are an error (python/aim/ops/value_maps.py leaves this check to the CPU
+// kernels: here it costs nothing, in Python two reductions per call).
+template <typename T>
+void check_finite(const char* op, const char* name, const T* data, int64_t count) {
+  for (int64_t i = 0; i < count; ++i) {
+    if (!std::isfinite(data[i])) {
+      throw std::invalid_argument(std::string("aim.ops.") + op + ": " + name + " contains non-finite values");
     }
   }
 }
 
 template <typename T>
-void sample_backward_typed(const vmap::SampleShape& s, const vmap::StridedMaps& maps, const T* points,
-                           const T* intrinsics, const T* extrinsics, const T* boxes, const T* grad_values,
-                           T* grad_maps, T* grad_points) {
-  const SampleIndex idx{s.frames, s.views, s.points};
-  const int64_t slabs = s.batch * s.frames, pixels = s.height * s.width;
-#pragma omp parallel for schedule(static) if (slabs * s.points * s.views >= kParallelSamples)
-  for (int64_t bt = 0; bt < slabs; ++bt) {
-    const int64_t b = bt / s.frames, t = bt % s.frames;
-    if (grad_points != nullptr) {
-      std::fill(grad_points + idx.point(b, t, 0), grad_points + idx.point(b, t, s.points), T(0));
-    }
-    for (int64_t v = 0; v < s.views; ++v) {
-      const vmap::Camera<T> cam = idx.camera(intrinsics, extrinsics, b, t, v);
-      const vmap::ViewBox<T> box = vmap::load_view_box(boxes, v, s.height, s.width);
-      const vmap::MapView<T> map = vmap::map_view<T>(maps, s, b, t, v);
-      T* grad_map = grad_maps == nullptr ? nullptr
-                                         : grad_maps + (bt * s.map_views + (s.map_views == 1 ? 0 : v)) * pixels;
-      for_each_located(cam, box, points + idx.point(b, t, 0), s.points, map, grad_map,
-                       [&](int64_t p, const vmap::MapPoint<T>& mp) {
-                         if (!mp.valid) return;
-                         const T g = grad_values[idx.value(b, t, p, v)];
-                         const vmap::Bilinear<T> bil = vmap::bilinear_at(mp.x, mp.y);
-                         if (grad_map != nullptr) {
-                           for (int c = 0; c < 4; ++c) {
-                             const int64_t x = bil.corner_x(c), y = bil.corner_y(c);
-                             if (x >= 0 && x < s.width && y >= 0 && y < s.height) {
-                               grad_map[y * s.width + x] += g * bil.weight(c);
-                             }
-                           }
-                         }
-                         if (grad_points != nullptr) {
-                           const vmap::Sampled<T> sm = vmap::sample_bilinear(map, bil);
-                           vmap::add_point_gradient(cam, box, mp.proj, g * sm.d_x, g * sm.d_y,
-                                                    grad_points + idx.point(b, t, p));
-                         }
-                       });
-    }
-  }
+void check_cameras(const char* op, int64_t batch, int64_t frames, int64_t views, const T* intrinsics,
+                   const T* extrinsics) {
+  check_finite(op, "intrinsics", intrinsics, batch * views * 9);
+  check_finite(op, "extrinsics", extrinsics, batch * frames * views * 16);
 }
 
 void check_combine(int combine) {
@@ -260,6 +375,7 @@ void ValueMapKernels::render(int dtype, const vmap::RenderShape& shape, uintptr_
   check_combine(combine);
   vmap::dispatch_dtype(dtype, "value maps", [&](auto tag) {
     using T = decltype(tag);
+    check_cameras("render_value_maps", shape.batch, shape.frames, shape.views, as<T>(intrinsics), as<T>(extrinsics));
     const auto kernel =
         combine == vmap::kCombineMax ? render_typed<T, vmap::kCombineMax> : render_typed<T, vmap::kCombineSum>;
     kernel(shape, as<T>(points), as<uint8_t>(point_mask), as<T>(intrinsics), as<T>(extrinsics), params,
@@ -286,8 +402,10 @@ void ValueMapKernels::sample(int dtype, const vmap::SampleShape& shape, const vm
                              uintptr_t values, uintptr_t valid, uintptr_t /*stream*/) {
   vmap::dispatch_dtype(dtype, "value maps", [&](auto tag) {
     using T = decltype(tag);
-    sample_typed<T>(shape, maps, as<T>(points), as<T>(intrinsics), as<T>(extrinsics), as<T>(view_boxes),
-                    as_mut<T>(values), as_mut<uint8_t>(valid));
+    check_cameras("sample_value_maps", shape.batch, shape.frames, shape.views, as<T>(intrinsics), as<T>(extrinsics));
+    const SampleInputs<T> in{shape, maps, as<T>(points), as<T>(intrinsics), as<T>(extrinsics), as<T>(view_boxes),
+                             nullptr};
+    sample_typed<T>(in, as_mut<T>(values), as_mut<uint8_t>(valid));
   });
 }
 
@@ -297,8 +415,9 @@ void ValueMapKernels::sample_backward(int dtype, const vmap::SampleShape& shape,
                                       uintptr_t grad_points, uintptr_t /*stream*/) {
   vmap::dispatch_dtype(dtype, "value maps", [&](auto tag) {
     using T = decltype(tag);
-    sample_backward_typed<T>(shape, maps, as<T>(points), as<T>(intrinsics), as<T>(extrinsics), as<T>(view_boxes),
-                             as<T>(grad_values), as_mut<T>(grad_maps), as_mut<T>(grad_points));
+    const SampleInputs<T> in{shape, maps, as<T>(points), as<T>(intrinsics), as<T>(extrinsics), as<T>(view_boxes),
+                             as_mut<T>(grad_maps)};
+    sample_backward_typed<T>(in, as<T>(grad_values), as_mut<T>(grad_points));
   });
 }
 

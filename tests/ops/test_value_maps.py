@@ -2,11 +2,13 @@
 
 import math
 import re
+from pathlib import Path
 
 import pytest
 import torch
 
 from aim.ops import render_value_maps, sample_value_maps
+from aim.ops.value_maps import canvas_view_boxes
 from aim.ops.value_maps_reference import (
     project_points_reference,
     render_value_maps_reference,
@@ -143,11 +145,18 @@ def test_sample_matches_reference_values_and_gradients(device, dtype, maps_layou
     assert (p.grad[:, :, :2] == 0).all()
 
 
+def _parallel_sample_threshold() -> int:
+    """kParallelSamples of the CPU kernels: problems with fewer samples run on the calling thread."""
+    source = (Path(__file__).parents[2] / "csrc/value_maps_cpu.cpp").read_text()
+    return int(re.search(r"constexpr int64_t kParallelSamples = (\d+);", source).group(1))
+
+
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("batch,frames,points", [(8, 48, 3), (2, 8, 50)], ids=["few-points", "many-points"])
+@pytest.mark.parametrize("batch,frames,points", [(8, 240, 3), (2, 64, 50)], ids=["few-points", "many-points"])
 def test_sample_at_parallel_sizes_matches_reference(device, batch, frames, points):
-    """Enough samples (> 2048) for the CPU kernels to split the slabs over threads, and groups of
-    several slabs (three points per frame, two of them invalid) or one (fifty)."""
+    """Enough samples for the CPU kernels to split the slabs over threads, with chunks of samples
+    that span many slabs (three points per frame, two of them invalid) or a few views (fifty)."""
+    assert batch * frames * points * 3 >= _parallel_sample_threshold()
     height, width = 24, 32
     pts, _, k, e = scene(device, torch.float64, batch=batch, frames=frames, points=points, height=height, width=width)
     maps = torch.rand(batch, frames, 3, height, width, dtype=torch.float64, device=device)
@@ -162,6 +171,96 @@ def test_sample_at_parallel_sizes_matches_reference(device, batch, frames, point
     ref_values.backward(grad)
     assert rel_err(m.grad, ref_m.grad) < GRAD_RTOL[torch.float64]
     assert rel_err(p.grad, ref_p.grad) < GRAD_RTOL[torch.float64]
+
+
+@pytest.mark.parametrize("side", ["serial", "parallel"])
+def test_sample_cpu_result_does_not_depend_on_threads(side):
+    """Just below and just above the size where the CPU kernels split the slabs over threads: one
+    thread and two give identical values and gradients (each output element is summed in the same
+    order), and both match the twin."""
+    threshold, views, num_points, height, width = _parallel_sample_threshold(), 3, 5, 12, 16
+    frames = threshold // (views * num_points) + (1 if side == "parallel" else -1)
+    assert (frames * views * num_points >= threshold) == (side == "parallel")
+    points, _, k, e = scene("cpu", torch.float64, batch=1, frames=frames, points=num_points, height=height,
+                            width=width)
+    maps = torch.rand(1, frames, views, height, width, dtype=torch.float64)
+    grad = torch.randn(1, frames, num_points, views, dtype=torch.float64)
+    threads = torch.get_num_threads()
+    results = []
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            m, p = maps.clone().requires_grad_(), points.clone().requires_grad_()
+            values, valid = sample_value_maps(m, p, k, e)
+            values.backward(grad)
+            results.append((values, valid, m.grad, p.grad))
+    finally:
+        torch.set_num_threads(threads)
+    for one, two in zip(*results):
+        assert torch.equal(one, two)
+    ref_m, ref_p = maps.clone().requires_grad_(), points.clone().requires_grad_()
+    ref_values, ref_valid = sample_value_maps_reference(ref_m, ref_p, k, e)
+    ref_values.backward(grad)
+    values, valid, maps_grad, points_grad = results[0]
+    assert torch.equal(valid, ref_valid) and valid.float().mean() > 0.1
+    assert (values - ref_values).abs().max().item() < VALUE_ATOL[torch.float64]
+    assert rel_err(maps_grad, ref_m.grad) < GRAD_RTOL[torch.float64]
+    assert rel_err(points_grad, ref_p.grad) < GRAD_RTOL[torch.float64]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_sample_on_the_image_border(device):
+    """Points exactly on the first and last pixel lines (where the kernels leave their fast path:
+    some bilinear neighbours are outside the map, with weight 0) read a linear ramp exactly and
+    put their map gradient where the twin does."""
+    dtype, height, width = torch.float64, 9, 13
+    k = torch.tensor([[2.0, 0, 0], [0, 2.0, 0], [0, 0, 1]], dtype=dtype).expand(1, 1, 3, 3)
+    e = torch.eye(4, dtype=dtype).expand(1, 1, 1, 4, 4)
+    uv = torch.tensor([[0, 0], [width - 1, 0], [0, height - 1], [width - 1, height - 1], [width - 1, 3.25],
+                       [5.5, height - 1], [5.5, 3.25]], dtype=dtype)
+    points = torch.cat([uv / 2, torch.ones(len(uv), 1, dtype=dtype)], dim=1).expand(1, 1, -1, 3)
+    ramp = torch.arange(width, dtype=dtype) + 100 * torch.arange(height, dtype=dtype)[:, None]
+    maps = (ramp + torch.rand(height, width, dtype=dtype)).expand(1, 1, 1, height, width).to(device)
+    m, ref_m = maps.clone().requires_grad_(), maps.clone().requires_grad_()
+    values, valid = sample_value_maps(m, points.to(device), k.to(device), e.to(device))
+    ref_values, _ = sample_value_maps_reference(ref_m, points.to(device), k.to(device), e.to(device))
+    assert valid.all()
+    assert (values - ref_values).abs().max().item() < VALUE_ATOL[dtype]
+    grad = torch.randn_like(values)
+    values.backward(grad)
+    ref_values.backward(grad)
+    assert rel_err(m.grad, ref_m.grad) < GRAD_RTOL[dtype]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("canvas", [False, True], ids=["per-view", "canvas"])
+@pytest.mark.parametrize("wrt", [(), ("maps",), ("points",), ("maps", "points")], ids=str)
+def test_sample_eager_path_equals_the_custom_op(device, canvas, wrt):
+    """In eager mode sample_value_maps runs the custom op's bodies without the dispatcher; the
+    registered op (what torch.compile runs) gives the same values and gradients, bit for bit."""
+    height, width = 12, 16
+    points, _, k, e = scene(device, torch.float32, height=height, width=width)
+    maps = torch.rand(2, 3, 1 if canvas else 3, 2 * height if canvas else height, 2 * width if canvas else width,
+                      device=device)
+    layout = {"view_offsets": [[0, 0], [width, 0], [0, height]], "view_sizes": [[width, height]] * 3} if canvas else {}
+    boxes = canvas_view_boxes(3, layout["view_offsets"], None, layout["view_sizes"], maps.dtype, maps.device) \
+        if canvas else None
+    grad = torch.randn(2, 3, points.shape[2], 3, device=device)
+    results = []
+    for call in (lambda m, p: sample_value_maps(m, p, k, e, **layout),
+                 lambda m, p: torch.ops.aim.sample_value_maps(m, p, k, e, boxes)):
+        m, p = maps.clone().requires_grad_("maps" in wrt), points.clone().requires_grad_("points" in wrt)
+        values, valid = call(m, p)
+        assert values.requires_grad == bool(wrt) and not valid.requires_grad
+        if wrt:
+            values.backward(grad)
+        results.append((values, valid, m.grad, p.grad))
+    (values, valid, maps_grad, points_grad), op_results = results
+    assert torch.equal(values, op_results[0]) and torch.equal(valid, op_results[1]) and valid.any()
+    for name, g, op_g in (("maps", maps_grad, op_results[2]), ("points", points_grad, op_results[3])):
+        assert (g is None) == (name not in wrt)
+        if g is not None:
+            assert g.abs().sum() > 0 and torch.equal(g, op_g)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -390,8 +489,6 @@ def test_render_sigma_follows_focal_length_and_depth(device):
 
 
 def test_python_constants_match_the_shared_header():
-    from pathlib import Path
-
     from aim.ops import value_maps
 
     header = (Path(__file__).parents[2] / "csrc/include/aim/value_maps.h").read_text()

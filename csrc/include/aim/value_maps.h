@@ -300,21 +300,34 @@ AIM_HOST_DEVICE Bilinear<T> bilinear_at(T x, T y) {
   return Bilinear<T>{static_cast<int64_t>(fx0), static_cast<int64_t>(fy0), x - fx0, y - fy0};
 }
 
+// bilinear_at for 0 <= x < width - 1 and 0 <= y < height - 1 (all four neighbours inside a map of
+// that size), where truncation is the floor: the same result for a fraction of the instructions.
+template <typename T>
+AIM_HOST_DEVICE Bilinear<T> bilinear_inside(T x, T y) {
+  const int64_t x0 = static_cast<int64_t>(x), y0 = static_cast<int64_t>(y);
+  return Bilinear<T>{x0, y0, x - T(x0), y - T(y0)};
+}
+
 template <typename T>
 struct Sampled {
   T value;
   T d_x, d_y;  // d value / d (map x, map y)
 };
 
+// Interpolates the four neighbours m_yx (m01 is corner 1: x0 + 1, y0) at b's fractions.
 template <typename T>
-AIM_HOST_DEVICE Sampled<T> sample_bilinear(const MapView<T>& map, const Bilinear<T>& b) {
-  const T m00 = map.at(b.y0, b.x0), m01 = map.at(b.y0, b.x0 + 1);
-  const T m10 = map.at(b.y0 + 1, b.x0), m11 = map.at(b.y0 + 1, b.x0 + 1);
+AIM_HOST_DEVICE Sampled<T> interpolate(T m00, T m01, T m10, T m11, const Bilinear<T>& b) {
   Sampled<T> s;
   s.value = (T(1) - b.fy) * ((T(1) - b.fx) * m00 + b.fx * m01) + b.fy * ((T(1) - b.fx) * m10 + b.fx * m11);
   s.d_x = (T(1) - b.fy) * (m01 - m00) + b.fy * (m11 - m10);
   s.d_y = (T(1) - b.fx) * (m10 - m00) + b.fx * (m11 - m01);
   return s;
+}
+
+template <typename T>
+AIM_HOST_DEVICE Sampled<T> sample_bilinear(const MapView<T>& map, const Bilinear<T>& b) {
+  return interpolate(map.at(b.y0, b.x0), map.at(b.y0, b.x0 + 1), map.at(b.y0 + 1, b.x0),
+                     map.at(b.y0 + 1, b.x0 + 1), b);
 }
 
 // d / d world point of a quantity whose derivatives with respect to the view pixel coordinates

@@ -10,8 +10,11 @@
 Both run native kernels (C++/OpenMP on CPU, CUDA on GPU) through ``torch.library`` custom ops
 (``aim::render_value_maps``, ``aim::render_value_maps_backward``, ``aim::sample_value_maps``,
 ``aim::sample_value_maps_backward``) with fake and autograd registrations;
-``aim.ops.value_maps_reference`` holds the plain PyTorch twins. Inputs are checked here, so bad
-input raises ``ValueError``/``TypeError`` naming the problem before native code runs.
+``aim.ops.value_maps_reference`` holds the plain PyTorch twins. Eager sampling calls the same
+op bodies through a plain ``autograd.Function`` (or directly when no gradient is needed): the
+dispatcher round trip costs more than the kernel for the few-point reward calls; torch.compile
+traces the custom ops. Inputs are checked here, so bad input raises ``ValueError``/``TypeError``
+naming the problem before native code runs (non-finite cameras: in the CPU kernels, as ``ValueError``).
 
 Conventions (fixed; every caller agrees)
 -----------------------------------------
@@ -181,7 +184,11 @@ def sample_value_maps(
     boxes = None
     if canvas:
         boxes = canvas_view_boxes(views, view_offsets, view_scales, view_sizes, points.dtype, points.device)
-    return torch.ops.aim.sample_value_maps(value_maps, points, intrinsics, extrinsics, boxes)
+    if _compiling() or type(value_maps) is not Tensor or type(points) is not Tensor:
+        return torch.ops.aim.sample_value_maps(value_maps, points, intrinsics, extrinsics, boxes)
+    if torch.is_grad_enabled() and (value_maps.requires_grad or points.requires_grad):
+        return _EagerSample.apply(value_maps, points, intrinsics, extrinsics, boxes)
+    return _sample_values(value_maps, points, intrinsics, extrinsics, boxes)
 
 
 def canvas_view_boxes(
@@ -260,19 +267,22 @@ def _check_agree(op: str, dim: str, **sizes: int) -> None:
 
 
 def _all_finite(t: Tensor) -> bool:
-    # One reduction (NaN propagates through amax): a fifth of the cost of isfinite().all() on
-    # camera-sized tensors, which matters for calls that sample a few points.
+    # One reduction (NaN propagates through amax): a fifth of the cost of isfinite().all().
     return t.abs().amax().item() < math.inf
 
 
 def _cameras(op: str, points: Tensor, intrinsics: Tensor, extrinsics: Tensor) -> tuple[Tensor, Tensor]:
-    """The cameras in the points' dtype, contiguous, checked finite (skipped under torch.compile)."""
+    """The cameras in the points' dtype, contiguous, checked finite.
+
+    On CPU the native kernels check them (a loop over a few hundred numbers, where two torch
+    reductions cost ~20 us, most of a small sampling call); on GPU it is done here, skipped under
+    torch.compile (it syncs)."""
     cams = []
     for name, t in (("intrinsics", intrinsics), ("extrinsics", extrinsics)):
         if not t.is_floating_point():
             raise ValueError(f"aim.ops.{op}: {name} must be a floating tensor, got {t.dtype}")
         t = t.detach().to(points.dtype).contiguous()
-        if not _compiling() and t.numel() and not _all_finite(t):
+        if t.device.type != "cpu" and not _compiling() and t.numel() and not _all_finite(t):
             raise ValueError(f"aim.ops.{op}: {name} contains non-finite values (after casting to {points.dtype})")
         cams.append(t)
     return cams[0], cams[1]
@@ -360,8 +370,7 @@ def _render_autograd_backward(ctx, grad_out: Tensor):
 _render.register_autograd(_render_autograd_backward, setup_context=_render_setup_context)
 
 
-@torch.library.custom_op("aim::sample_value_maps", mutates_args=())
-def _sample(
+def _sample_values(
     value_maps: Tensor, points: Tensor, intrinsics: Tensor, extrinsics: Tensor, view_boxes: Tensor | None
 ) -> tuple[Tensor, Tensor]:
     points, intrinsics, extrinsics = (t.contiguous() for t in (points, intrinsics, extrinsics))
@@ -379,14 +388,7 @@ def _sample(
     return values, valid
 
 
-@_sample.register_fake
-def _sample_fake(value_maps, points, intrinsics, extrinsics, view_boxes):
-    out_shape = (*points.shape[:3], intrinsics.shape[1])
-    return points.new_empty(out_shape), points.new_empty(out_shape, dtype=torch.bool)
-
-
-@torch.library.custom_op("aim::sample_value_maps_backward", mutates_args=())
-def _sample_backward(
+def _sample_gradients(
     grad_values: Tensor, value_maps: Tensor, points: Tensor, intrinsics: Tensor, extrinsics: Tensor,
     view_boxes: Tensor | None, maps_grad: bool, points_grad: bool,
 ) -> tuple[Tensor, Tensor]:
@@ -411,6 +413,16 @@ def _sample_backward(
     return grad_maps, grad_points
 
 
+_sample = torch.library.custom_op("aim::sample_value_maps", _sample_values, mutates_args=())
+_sample_backward = torch.library.custom_op("aim::sample_value_maps_backward", _sample_gradients, mutates_args=())
+
+
+@_sample.register_fake
+def _sample_fake(value_maps, points, intrinsics, extrinsics, view_boxes):
+    out_shape = (*points.shape[:3], intrinsics.shape[1])
+    return points.new_empty(out_shape), points.new_empty(out_shape, dtype=torch.bool)
+
+
 @_sample_backward.register_fake
 def _sample_backward_fake(grad_values, value_maps, points, intrinsics, extrinsics, view_boxes, maps_grad, points_grad):
     grad_maps = value_maps.new_empty(value_maps.shape) if maps_grad else value_maps.new_empty(0)
@@ -423,15 +435,38 @@ def _sample_setup_context(ctx, inputs, output) -> None:
     ctx.mark_non_differentiable(output[1])
 
 
-def _sample_autograd_backward(ctx, grad_values: Tensor | None, grad_valid: Tensor | None):
+def _sample_input_grads(ctx, grad_values: Tensor | None, gradients=_sample_gradients):
+    """The five input gradients of sampling, computed by ``gradients`` (the backward op or its body)."""
     maps_grad, points_grad = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
     if grad_values is None or not (maps_grad or points_grad):
         return None, None, None, None, None
     value_maps, points, intrinsics, extrinsics, view_boxes = ctx.saved_tensors
-    grad_maps, grad_points = torch.ops.aim.sample_value_maps_backward(
+    grad_maps, grad_points = gradients(
         grad_values, value_maps, points, intrinsics, extrinsics, view_boxes, maps_grad, points_grad
     )
     return (grad_maps if maps_grad else None), (grad_points if points_grad else None), None, None, None
 
 
+def _sample_autograd_backward(ctx, grad_values: Tensor | None, grad_valid: Tensor | None):
+    return _sample_input_grads(ctx, grad_values, torch.ops.aim.sample_value_maps_backward)
+
+
 _sample.register_autograd(_sample_autograd_backward, setup_context=_sample_setup_context)
+
+
+class _EagerSample(torch.autograd.Function):
+    """The custom op's forward and backward bodies without the dispatcher: eager calls only.
+
+    ``torch.ops.aim.sample_value_maps`` goes Python -> dispatcher -> Python autograd -> dispatcher
+    -> Python kernel, about 70 us a call on CPU, more than the kernel itself for a few thousand
+    samples (the reward's case). torch.compile and tensor subclasses take the custom op."""
+
+    @staticmethod
+    def forward(ctx, value_maps, points, intrinsics, extrinsics, view_boxes):
+        values, valid = _sample_values(value_maps, points, intrinsics, extrinsics, view_boxes)
+        _sample_setup_context(ctx, (value_maps, points, intrinsics, extrinsics, view_boxes), (values, valid))
+        return values, valid
+
+    @staticmethod
+    def backward(ctx, grad_values, grad_valid):
+        return _sample_input_grads(ctx, grad_values)
