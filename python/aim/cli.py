@@ -1,5 +1,5 @@
 """The ``aim`` command line: LeRobot-style verbs (``aim dataset info PATH``, ``aim collect OUT ...``,
-``aim train RUN ...``, ``aim eval RUN ...``, ``aim demo [OUT]``)."""
+``aim train RUN ...``, ``aim rl RUN --from RUN ...``, ``aim eval RUN ...``, ``aim demo [OUT]``)."""
 
 from __future__ import annotations
 
@@ -32,6 +32,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     collect.add_argument("--seeds", nargs="+", type=int, required=True)
     collect.add_argument("--cameras", nargs="+", help="Meta-World camera names (default: two fixed, one on the hand)")
     collect.add_argument("--size", type=int, default=128, help="square image size in pixels")
+    collect.add_argument("--action-space", choices=("target", "delta"), default="target",
+                         help="actions as the hand's target position (default) or Meta-World's displacements")
     collect.add_argument("--max-steps", type=int, help="step limit (default: the task's own)")
     collect.add_argument("--workers", type=int, default=1)
     collect.add_argument("--no-progress", action="store_true")
@@ -45,6 +47,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     train.add_argument("--resume", action="store_true", help="continue from the run's latest checkpoint "
                        "(with its saved config, then the overrides given)")
     train.add_argument("overrides", nargs="*", help="config overrides section.key=value, e.g. optim.lr=3e-4")
+    rl = verbs.add_parser("rl", help="Stage-II RL: GRPO on a Stage-I run's action stream, rewarded by its own "
+                                     "value maps", epilog="example: aim rl runs/tiny-rl --from runs/tiny --preset "
+                                                          "tiny-metaworld rollout.tasks=[handle-press-v3]")
+    rl.add_argument("run_dir", help="where config, checkpoints, metrics and TensorBoard logs go (aim eval reads it)")
+    rl.add_argument("--from", dest="start", help="the Stage-I run (its latest checkpoint) or checkpoint directory "
+                                                 "(required unless --resume)")
+    rl_source = rl.add_mutually_exclusive_group()
+    rl_source.add_argument("--preset", help="a shipped RL preset, e.g. tiny-metaworld")
+    rl_source.add_argument("--config", help="a YAML RL config file")
+    rl.add_argument("--resume", action="store_true", help="continue from the run's latest checkpoint "
+                    "(with its saved config, then the overrides given)")
+    rl.add_argument("overrides", nargs="*", help="config overrides section.key=value, e.g. grpo.group_size=8")
     evaluate = verbs.add_parser("eval", help="closed-loop evaluation of a run in Meta-World (or write a RoboTwin policy)")
     evaluate.add_argument("run_dir", help="a training run (its latest checkpoint) or a checkpoint directory")
     evaluate.add_argument("--tasks", nargs="+", help="Meta-World task ids, e.g. pick-place-v3")
@@ -71,12 +85,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--no-progress", action="store_true")
     # Train overrides may also follow its options, where argparse leaves them unparsed.
     args, extra = parser.parse_known_args(argv)
-    if extra and args.verb != "train":
+    if extra and args.verb not in ("train", "rl"):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.verb == "collect":
         return _collect(args)
     if args.verb == "train":
         return _train(args, [*args.overrides, *extra])
+    if args.verb == "rl":
+        return _rl(args, [*args.overrides, *extra])
     if args.verb == "eval":
         return _eval(args)
     if args.verb == "demo":
@@ -108,7 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _collect(args: argparse.Namespace) -> int:
     from aim.data.collect import DEFAULT_CAMERAS, CollectSettings, collect
 
-    settings = CollectSettings(tuple(args.cameras or DEFAULT_CAMERAS), args.size, args.size, args.max_steps)
+    settings = CollectSettings(tuple(args.cameras or DEFAULT_CAMERAS), args.size, args.size, args.max_steps,
+                               args.action_space)
     report = collect(args.out, args.tasks, args.seeds, settings, workers=args.workers, progress=not args.no_progress)
     print(f"{report.written} episodes written, {report.failed} failed (dropped), {report.skipped} already present")
     return 0
@@ -134,6 +151,33 @@ def _train(args: argparse.Namespace, overrides: list[str]) -> int:
         print(f"aim: {err}", file=sys.stderr)
         return 1
     print(f"trained {result.last_step} steps; latest checkpoint {result.checkpoint}")
+    return 0
+
+
+def _rl(args: argparse.Namespace, overrides: list[str]) -> int:
+    from pathlib import Path
+
+    from aim.rl.config import load_rl_config
+    from aim.rl.loop import reinforce
+    from aim.train import ConfigError
+    from aim.train.loop import CONFIG_FILE
+
+    saved = Path(args.run_dir) / CONFIG_FILE
+    if args.start:
+        overrides = [f"start={args.start}", *overrides]
+    try:
+        if args.resume and not (args.preset or args.config):
+            if not saved.is_file():
+                raise FileNotFoundError(f"{args.run_dir}: nothing to resume (no {CONFIG_FILE})")
+            config = load_rl_config(file=saved, overrides=overrides)
+        else:
+            config = load_rl_config(args.preset, args.config, overrides)
+        result = reinforce(config, args.run_dir, resume=args.resume)
+    except (ConfigError, FileExistsError, FileNotFoundError, FloatingPointError) as err:
+        print(f"aim: {err}", file=sys.stderr)
+        return 1
+    print(f"trained {result.last_iteration} RL iterations; latest checkpoint {result.checkpoint} "
+          f"(evaluate it with: aim eval {args.run_dir} ...)")
     return 0
 
 

@@ -11,6 +11,10 @@ Frames are encoded exactly as training encodes clips (views packed into the canv
 ``action_mean``) and executed actions return normalised, since the model reads and writes
 z-scored actions. Noise comes from a generator seeded by (policy seed, episode seed), so an
 episode's actions depend on its seed only, not on which worker runs it or in what order.
+
+Stage II RL (``aim.rl``) drives the same episode with its own action sampler: it hands
+:meth:`AIMPolicy.reset` a generator per group member, samples each chunk from :attr:`AIMPolicy.rollout`,
+and converts with :meth:`AIMPolicy.environment_actions` and :meth:`AIMPolicy.decode_heat`.
 """
 
 from __future__ import annotations
@@ -80,15 +84,24 @@ class AIMPolicy:
     def frame_stride(self) -> int:
         return self.bundle.frame_stride
 
-    def reset(self, instruction: str, observation: Observation, episode_seed: int) -> None:
+    @property
+    def rollout(self) -> Rollout:
+        """The current episode's KV-cached rollout."""
+        return self._require_episode()
+
+    def reset(self, instruction: str, observation: Observation, episode_seed: int,
+              generator: torch.Generator | None = None) -> None:
         """Starts an episode at ``observation``. A model observing several frames before its first
-        chunk sees this one repeated: the robot is at rest when an episode starts."""
+        chunk sees this one repeated: the robot is at rest when an episode starts. ``generator``
+        replaces the noise seeded by (policy seed, episode seed), for episodes that share a seed."""
         with torch.no_grad():
             text = encode_text(self.bundle.text_encoder, [instruction], self.device).to(self.dtype)
         self._rollout = Rollout(self.bundle.model, self.bundle.structure, text, self.sampler_config,
                                 use_cache=self.use_cache)
-        seed = int(np.random.SeedSequence([self.seed, episode_seed]).generate_state(1)[0])
-        self._generator = torch.Generator().manual_seed(seed)
+        if generator is None:
+            seed = int(np.random.SeedSequence([self.seed, episode_seed]).generate_state(1)[0])
+            generator = torch.Generator().manual_seed(seed)
+        self._generator = generator
         start = time.perf_counter()
         self._rollout.observe(self._latents([observation] * self.initial_frames))
         self._pending_latency = time.perf_counter() - start
@@ -98,12 +111,11 @@ class AIMPolicy:
         rollout = self._require_episode()
         start = time.perf_counter()
         _, value, actions = rollout.predict_chunk(self._generator)
-        bundle = self.bundle
-        actions = denormalize_actions(actions[0].float().cpu(), bundle.action_mean, bundle.action_std)
+        actions = self.environment_actions(actions)
         latency = self._pending_latency + time.perf_counter() - start
         self._pending_latency = 0.0
-        heat = self._decode_heat(value) if value_maps and value is not None else None
-        return Chunk(actions.numpy().astype(np.float64), heat, latency)
+        heat = self.decode_heat(value) if value_maps and value is not None else None
+        return Chunk(actions, heat, latency)
 
     def observe(self, frames: Sequence[Observation], executed_actions: np.ndarray) -> None:
         """After a chunk ran: its ``frames_per_chunk`` observed frames (every ``frame_stride``-th
@@ -122,6 +134,17 @@ class AIMPolicy:
         self._pending_latency = time.perf_counter() - start
 
     # ------------------------------------------------------------------ conversions
+    def environment_actions(self, actions: Tensor) -> np.ndarray:
+        """(N, A) float64 actions in environment units of the model's (1, N, A) z-scored ones."""
+        bundle = self.bundle
+        return denormalize_actions(actions[0].float().cpu(), bundle.action_mean, bundle.action_std).numpy().astype(
+            np.float64)
+
+    def decode_heat(self, value: Tensor) -> np.ndarray:
+        """(F, Hc, Wc) heat in [0, 1] of (1, C, f, h, w) value latents: decoded like frames, channels
+        averaged (value maps are encoded as one heat replicated to 3 channels, spec §4)."""
+        return decode_latents(self.bundle.tokenizer, value.float())[0].mean(1).cpu().numpy()
+
     def _require_episode(self) -> Rollout:
         if self._rollout is None:
             raise RuntimeError("AIMPolicy: call reset() with the episode's first observation first")
@@ -131,11 +154,6 @@ class AIMPolicy:
         """(1, C, F, h, w) latents of the observations, encoded as training encodes clip frames."""
         frames = canvas_frames(self.bundle.layout, observations, tuple(self.bundle.image_size))
         return encode_canvases(self.bundle.tokenizer, frames[None].to(self.device)).to(self.dtype)
-
-    def _decode_heat(self, value: Tensor) -> np.ndarray:
-        """(F, Hc, Wc) heat in [0, 1]: value latents decoded like frames, channels averaged
-        (value maps are encoded as one heat replicated to 3 channels, spec §4)."""
-        return decode_latents(self.bundle.tokenizer, value.float())[0].mean(1).cpu().numpy()
 
 
 def _pixel_frames(tokenizer, latent_frames: int) -> int:

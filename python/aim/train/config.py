@@ -44,6 +44,7 @@ class ModelConfig:
     value_stream: bool = True
     attention_rule: str = "intent_causal"  # a key of aim.ops.token_groups.RULES
     value_own_weights: bool = False
+    grid_position_embedding: bool = False  # absolute token places for small models (aim.model.embeddings)
     gradient_checkpointing: bool = False
     wan_path: str | None = None  # diffusers Wan2.2 transformer folder that initialises the video branch
 
@@ -206,7 +207,7 @@ class TrainConfig:
     log: LogConfig = field(default_factory=LogConfig)
 
     def to_dict(self) -> dict:
-        return _plain(dataclasses.asdict(self))
+        return plain_values(dataclasses.asdict(self))
 
 
 def presets() -> list[str]:
@@ -225,22 +226,23 @@ def load_config(preset: str | None = None, file: str | Path | None = None,
             raise ConfigError(f"unknown training preset {preset!r}; shipped: {presets()}")
         file = PRESET_DIR / f"{preset}.yaml"
     if file is not None:
-        values = _read_yaml(Path(file))
+        values = read_yaml(Path(file))
     for override in overrides:
-        _apply_override(values, override)
+        apply_override(values, override)
     return from_dict(values)
 
 
 def from_dict(values: dict) -> TrainConfig:
     """A validated TrainConfig from nested plain values (as read from YAML)."""
-    return _build(TrainConfig, values, "")
+    return build_config(TrainConfig, values, "")
 
 
 def save_config(config: TrainConfig, path: Path) -> None:
     path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
-def _read_yaml(path: Path) -> dict:
+def read_yaml(path: Path) -> dict:
+    """The sections of a YAML config file (Stage I and Stage II configs are read alike)."""
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
@@ -252,7 +254,8 @@ def _read_yaml(path: Path) -> dict:
     return values
 
 
-def _apply_override(values: dict, override: str) -> None:
+def apply_override(values: dict, override: str) -> None:
+    """Sets ``section.key=value`` (the value read as YAML) in the nested ``values``."""
     key, sep, text = override.partition("=")
     if not sep or not key:
         raise ConfigError(f"override {override!r} must look like section.key=value")
@@ -268,7 +271,8 @@ def _apply_override(values: dict, override: str) -> None:
         raise ConfigError(f"override {override!r}: cannot read the value ({err})") from err
 
 
-def _build(cls: type, values: Any, where: str):
+def build_config(cls: type, values: Any, where: str):
+    """The config dataclass ``cls`` from nested ``values``; errors name the key (``where`` prefixes it)."""
     if not isinstance(values, dict):
         raise ConfigError(f"{where or 'config'} must be a mapping, got {values!r}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -290,7 +294,7 @@ def _convert(kind: Any, value: Any, where: str) -> Any:
     """``value`` as type ``kind`` (dataclasses, optionals, lists, tuples, scalars) or a ConfigError."""
     origin, args = typing.get_origin(kind), typing.get_args(kind)
     if dataclasses.is_dataclass(kind):
-        return _build(kind, value, f"{where}.")
+        return build_config(kind, value, f"{where}.")
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
@@ -328,10 +332,10 @@ def _convert(kind: Any, value: Any, where: str) -> Any:
     raise TypeError(f"config field {where} has a type the loader does not know: {kind!r}")
 
 
-def _plain(value: Any) -> Any:
+def plain_values(value: Any) -> Any:
     """Tuples as lists, so the saved YAML holds plain values only."""
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain_values(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain_values(v) for v in value]
     return value

@@ -72,7 +72,7 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False) -> Tra
 
 
 def _train(config: TrainConfig, run_dir: Path, resume: bool, info: Distributed) -> TrainResult:
-    resume_from = _prepare_run_dir(run_dir, resume, info)
+    resume_from = prepare_run_dir(run_dir, resume, info)
     if config.train.attention_backend != "auto":
         os.environ[ATTENTION_ENV_VAR] = config.train.attention_backend
     if info.is_main:
@@ -166,7 +166,7 @@ def _backward_micro_batches(step: int, batches, bundle: ModelBundle, wrapped: to
     return _MicroBatches(totals, data_wait, tokens, (video, value, batch["instruction"]))
 
 
-def _prepare_run_dir(run_dir: Path, resume: bool, info: Distributed) -> Path | None:
+def prepare_run_dir(run_dir: Path, resume: bool, info: Distributed) -> Path | None:
     """The checkpoint to resume from; refuses to train over an existing run without ``resume``."""
     latest = latest_checkpoint(run_dir)
     if resume and latest is None:

@@ -10,6 +10,7 @@ after its last checkpoint) are dropped, so the file reads as one uninterrupted r
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -27,9 +28,13 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
 
 
 class Monitor:
+    """``postfix`` maps the progress bar's labels to the scalars they show (default: the total
+    loss); ``desc`` names the bar. Stage II (``aim.rl``) shows its return and success this way."""
+
     def __init__(self, run_dir: Path, enabled: bool, start_step: int, total_steps: int, every: int,
-                 progress: bool) -> None:
+                 progress: bool, desc: str = "train", postfix: Mapping[str, str] | None = None) -> None:
         self.enabled, self.every = enabled, every
+        self.postfix = dict(postfix or {"loss": "loss/total"})
         if not enabled:
             return
         from torch.utils.tensorboard import SummaryWriter
@@ -40,7 +45,7 @@ class Monitor:
         self.metrics_path.write_text("".join(json.dumps(m) + "\n" for m in kept))
         self.metrics = self.metrics_path.open("a")
         self.writer = SummaryWriter(str(run_dir / TENSORBOARD_DIR), purge_step=start_step + 1)
-        self.bar = tqdm(total=total_steps, initial=start_step, desc="train", unit="step", disable=not progress,
+        self.bar = tqdm(total=total_steps, initial=start_step, desc=desc, unit="step", disable=not progress,
                         dynamic_ncols=True)
 
     def step(self, step: int, scalars: dict[str, float]) -> None:
@@ -51,7 +56,7 @@ class Monitor:
         if step % self.every == 0:
             for name, value in scalars.items():
                 self.writer.add_scalar(name, value, step)
-        self.bar.set_postfix(loss=f"{scalars['loss/total']:.4f}", refresh=False)
+        self.bar.set_postfix({label: f"{scalars[name]:.4f}" for label, name in self.postfix.items()}, refresh=False)
         self.bar.update(1)
 
     def images(self, step: int, images: dict[str, torch.Tensor]) -> None:
