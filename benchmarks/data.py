@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 # Before metaworld is imported: this import (through aim.sim.metaworld_env) selects MuJoCo's EGL backend.
-from aim.data.collect import FPS, CollectSettings, _environment, rollout
+from aim.data.collect import DEFAULT_CAMERAS, FPS, CollectSettings, _environment, rollout
 from aim.data import CanvasLayout, ClipDataset, DatasetWriter, ViewSlot, available_backends, video_backend
 from aim.model import AIMTransformer, preset
 from aim.model.clip import ClipStructure
@@ -46,7 +46,7 @@ from aim.model.video_tokenizers import PixelPatchTokenizer
 from common import RESULTS, environment, median_ms, record
 
 TASK = "pick-place-v3"
-CAMERAS = ("corner", "corner2", "behindGripper")  # two fixed views and the wrist view, as aim collect
+CAMERAS = DEFAULT_CAMERAS  # two fixed views and the one on the hand, as aim collect
 STRUCTURE = ClipStructure(num_chunks=2, observation_frames=1, frames_per_chunk=2, actions_per_frame=4)
 WAN_TEMPORAL = 4  # Wan2.2 VAE: 4 video frames per latent frame after the first (diffusers AutoencoderKLWan)
 CPU = torch.device("cpu")

@@ -10,7 +10,7 @@ from aim.eval.policy import AIMPolicy
 from aim.eval.runner import EvalSettings, evaluate
 from aim.model.sampler import SamplerConfig
 
-from .helpers import tiny_bundle
+from .helpers import save_bundle, tiny_bundle
 
 pytest.importorskip("metaworld")
 
@@ -22,22 +22,39 @@ def _bundle():
     return tiny_bundle(image_size=(16, 16), cameras=["corner"], frame_stride=2)
 
 
-def test_targets_follow_the_simulated_hand():
-    """Commanding a constant displacement, the tool centre travels (with some lag) where the
-    predicted targets say: the targets use the simulator's action scale."""
-    suite = MetaWorldSuite()
+@pytest.mark.parametrize("action_space", ["delta", "target"])
+def test_targets_follow_the_simulated_hand(action_space):
+    """Commanding a constant displacement (or a target 15 cm away), the tool centre travels (with
+    some lag) where the predicted targets say: the targets use the simulator's action scale."""
+    suite = MetaWorldSuite(action_space)
     env = suite.make(TASK, ("corner",), (16, 16))
     env.reset(0)
     direction = np.random.default_rng().choice([-1.0, 1.0])
-    actions = np.tile([0.0, direction, 0.0, 0.0], (25, 1))
     start, _ = env.ee_pose()
+    if action_space == "delta":
+        actions = np.tile([0.0, direction, 0.0, 0.0], (25, 1))
+    else:  # the mocap target that puts the tool centre 15 cm away
+        offset = suite.ee_targets(env, np.zeros((1, 4)))[0]
+        actions = np.tile([*(start + [0.0, 0.15 * direction, 0.0] - offset), 0.0], (25, 1))
     targets = suite.ee_targets(env, actions)
     for action in actions:
         env.step(suite.executable(action))
     moved = env.ee_pose()[0] - start
     planned = targets[-1] - start
-    assert abs(planned[1]) > 0.1 and abs(planned[[0, 2]]).max() == 0
+    assert abs(planned[1]) > 0.1 and abs(planned[[0, 2]]).max() < 1e-12
     assert moved[1] == pytest.approx(planned[1], rel=0.3)
+
+
+def test_a_run_is_evaluated_in_the_action_space_of_its_data(tmp_path):
+    from aim.eval.metaworld_suite import suite_for_run
+    from aim.sim.metaworld_env import ACTION_SPACES
+
+    bundle = _bundle()
+    for space, names in ACTION_SPACES.items():
+        bundle.action_names = list(names)
+        save_bundle(bundle, tmp_path / space)
+        assert suite_for_run(tmp_path / space).action_space == space
+        assert suite_for_run(bundle).action_space == space
 
 
 def test_short_episode_with_video(tmp_path):

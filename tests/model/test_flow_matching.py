@@ -64,6 +64,29 @@ def test_history_noise_and_text_dropout():
     assert recorder.text.abs().max() == 0
 
 
+def test_clean_intent_clips_show_clean_video_and_value_and_train_actions_only():
+    model, recorder = tiny_model(), _Recorder()
+    video, value, actions, text = random_clip(model, batch=6)
+    future = video[:, :, STRUCTURE.observation_frames:]
+    by_kind = lambda k: [g for g in recorder.groups if g.kind == k]  # noqa: E731
+    always = FlowMatchingConfig(history_noise_prob=0.0, clean_intent_prob=1.0)
+    losses = training_loss(recorder, STRUCTURE, video, value, actions, text, always)
+    assert losses["video"] == 0 and losses["value"] == 0 and losses["action"] > 0
+    for group in by_kind(TokenKind.VIDEO) + by_kind(TokenKind.VALUE):
+        assert group.timesteps.abs().max() == 0
+    torch.testing.assert_close(torch.cat([g.data for g in by_kind(TokenKind.VIDEO)], dim=2), future)
+    torch.testing.assert_close(torch.cat([g.data for g in by_kind(TokenKind.VALUE)], dim=2), value)
+
+    half = FlowMatchingConfig(history_noise_prob=0.0, clean_intent_prob=0.5)
+    losses = training_loss(recorder, STRUCTURE, video, value, actions, text, half, torch.Generator().manual_seed(1))
+    timesteps = torch.cat([g.timesteps for g in by_kind(TokenKind.VALUE)], dim=1)
+    clean = timesteps.abs().amax(1) == 0
+    assert 0 < int(clean.sum()) < 6 and bool((timesteps[~clean] > 0).all())
+    assert losses["video"] > 0 and losses["value"] > 0
+    with pytest.raises(ValueError, match="clean_intent_prob"):
+        FlowMatchingConfig(clean_intent_prob=1.5)
+
+
 def test_loss_weights_combine_the_three_losses():
     model, recorder = tiny_model(), _Recorder()
     clip = random_clip(model)

@@ -26,6 +26,7 @@ def test_collect_writes_labelled_episodes_and_resumes(tmp_path):
     heat = reader.value_maps(0, "corner", np.arange(1))
     assert heat.max() > 0.5  # the upcoming grasp is drawn from the first frame on
     assert reader.info["features"][fmt.STATE]["shape"] == [4]
+    assert reader.info["features"][fmt.ACTION]["names"] == ["x", "y", "z", "gripper"]  # target actions by default
 
     report = collect(tmp_path / "ds", ["pick-place-v3"], [1, 0], SETTINGS, progress=False)
     assert (report.written, report.failed, report.skipped) == (0, 0, 2)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 # Before metaworld is imported anywhere: importing aim.sim.metaworld_env selects MuJoCo's EGL backend.
-from aim.sim.metaworld_env import GRIPPER_BODIES, MetaWorldEnv
+from aim.sim.metaworld_env import ACTION_SPACES, GRIPPER_BODIES, MetaWorldEnv, action_space_of
 from aim.sim.value_map_labels import detect_events, points_per_frame, render_labels
 
 pytest.importorskip("metaworld")
@@ -14,7 +14,8 @@ pytest.importorskip("metaworld")
 
 @pytest.fixture(scope="module")
 def env():
-    env = MetaWorldEnv("pick-place-v3", height=128, width=128)
+    # The conventions hold whatever the views; these three have the gripper in sight from step 0.
+    env = MetaWorldEnv("pick-place-v3", ("corner", "corner2", "behindGripper"), height=128, width=128)
     yield env
     env.close()
 
@@ -118,3 +119,37 @@ def test_expert_episode_yields_a_grasp_label_seen_in_every_view(env):
             assert maps[camera][0, round(v), round(u)] > 0.5, camera
             seen += 1
     assert seen >= 2
+
+
+def test_target_actions_replay_the_expert_deltas():
+    """The expert's target actions are where its deltas move the hand's mocap, and executing them
+    retraces the delta episode."""
+    trajectories = {}
+    for space in ACTION_SPACES:
+        env = MetaWorldEnv("reach-v3", ("corner",), 16, 16, action_space=space)
+        observation = env.reset(seed=5)
+        expert, observations = env.expert(), []
+        for _ in range(30):
+            action = expert(observation)
+            observation = env.step(action).observation
+            observations.append(observation)
+            if space == "target":
+                np.testing.assert_allclose(env._mocap(), action[:3], atol=1e-12)
+        trajectories[space] = np.stack(observations)
+        env.close()
+    np.testing.assert_allclose(trajectories["target"], trajectories["delta"], atol=1e-6)
+    assert np.abs(trajectories["delta"][-1, :3] - trajectories["delta"][0, :3]).max() > 0.02  # the hand moved
+
+
+def test_action_spaces_are_named_and_checked():
+    assert action_space_of(None) == "delta"  # datasets from before target actions
+    assert all(action_space_of(names) == space for space, names in ACTION_SPACES.items())
+    with pytest.raises(ValueError, match="none of Meta-World's action spaces"):
+        action_space_of(["q0", "q1", "q2", "q3"])
+    with pytest.raises(ValueError, match="action_space must be one of"):
+        MetaWorldEnv("reach-v3", ("corner",), 16, 16, action_space="joint")
+    env = MetaWorldEnv("reach-v3", ("corner",), 16, 16)
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="an action has 4 values"):
+        env.step(np.zeros(3))
+    env.close()

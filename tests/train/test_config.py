@@ -15,7 +15,7 @@ def test_preset_then_overrides():
     assert config.optim.lr == pytest.approx(3e-4) and isinstance(config.optim.lr, float)
     assert config.data.view_size == [16, 16] and config.loss.value_weight == 0.5
     assert config.model.value_stream is False
-    assert config.data.cameras == ["corner", "corner2", "behindGripper"]  # from the preset
+    assert config.data.cameras == ["topview", "gripperPOV", "corner3"]  # from the preset
     assert config.optim.betas == (0.9, 0.95) and config.optim.weight_decay == 0.1  # spec §6 defaults
 
 

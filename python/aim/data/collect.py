@@ -4,7 +4,8 @@ with value maps from their contacts (spec §4), and written as a LeRobot v3.0 da
 Each (task, seed) is one episode: the expert acts until success or the step limit; a failed
 episode is dropped and counted. Frame t holds the views and calibration seen before action t,
 and proprio t is Meta-World's hand position and gripper opening (the first 4 observation
-values). Collection resumes: (task, seed) pairs already in the dataset are not rolled out again.
+values); actions are in the settings' action space (``aim.sim.metaworld_env.ACTION_SPACES``),
+whose channel names the dataset's action feature records. Collection resumes: (task, seed) pairs already in the dataset are not rolled out again.
 Workers are spawned (MuJoCo's EGL contexts do not survive a fork); the main process writes.
 """
 
@@ -22,7 +23,7 @@ from aim.data import lerobot_format as fmt
 from aim.data.episode import Episode
 from aim.data.reader import DatasetReader
 from aim.data.writer import DatasetWriter
-from aim.sim.metaworld_env import DEFAULT_CAMERAS, GRIPPER_BODIES, MetaWorldEnv, instruction
+from aim.sim.metaworld_env import ACTION_SPACES, DEFAULT_CAMERAS, GRIPPER_BODIES, MetaWorldEnv, instruction
 from aim.sim.environment import Contact
 from aim.sim.value_map_labels import Event, detect_events, points_per_frame, render_labels
 
@@ -34,12 +35,19 @@ MOVED = 0.005  # metres: a touched body that moves less than this is scenery, no
 
 @dataclass(frozen=True)
 class CollectSettings:
-    """What every episode shares: views, resolution and the step limit (None: the task's own)."""
+    """What every episode shares: views, resolution, the step limit (None: the task's own) and
+    the action space."""
 
     cameras: tuple[str, ...] = DEFAULT_CAMERAS
     height: int = 128
     width: int = 128
     max_steps: int | None = None
+    action_space: str = "target"
+
+    def __post_init__(self) -> None:
+        if self.action_space not in ACTION_SPACES:
+            raise ValueError(f"CollectSettings.action_space must be one of {sorted(ACTION_SPACES)}, "
+                             f"got {self.action_space!r}")
 
 
 @dataclass(frozen=True)
@@ -100,7 +108,7 @@ def labelled_rollout(task: str, seed: int, settings: CollectSettings) -> tuple[E
             images[camera].append(image)
         for camera, matrix in env.extrinsics().items():
             extrinsics[camera].append(matrix)
-        action = np.clip(expert(observation), -1.0, 1.0)
+        action = expert(observation)
         proprio.append(observation[:PROPRIO_DIM])
         actions.append(action)
         result = env.step(action)
@@ -129,7 +137,7 @@ def labelled_rollout(task: str, seed: int, settings: CollectSettings) -> tuple[E
         images={c: np.stack(v) for c, v in images.items()},
         value_maps=render_labels(points, mask, intrinsics, extrinsics, settings.height, settings.width),
         actions=np.stack(actions).astype(np.float32), proprio=np.stack(proprio).astype(np.float32),
-        intrinsics=intrinsics, extrinsics=extrinsics, seed=seed,
+        intrinsics=intrinsics, extrinsics=extrinsics, seed=seed, action_names=ACTION_SPACES[settings.action_space],
     )
     return episode, events
 
@@ -154,9 +162,10 @@ _ENVIRONMENTS: dict[tuple, MetaWorldEnv] = {}
 
 def _environment(task: str, settings: CollectSettings) -> MetaWorldEnv:
     """One environment per task and settings per process, reused across seeds (building one is slow)."""
-    key = (task, settings.cameras, settings.height, settings.width)
+    key = (task, settings.cameras, settings.height, settings.width, settings.action_space)
     if key not in _ENVIRONMENTS:
-        _ENVIRONMENTS[key] = MetaWorldEnv(task, settings.cameras, settings.height, settings.width)
+        _ENVIRONMENTS[key] = MetaWorldEnv(task, settings.cameras, settings.height, settings.width,
+                                          action_space=settings.action_space)
     return _ENVIRONMENTS[key]
 
 

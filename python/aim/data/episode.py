@@ -16,7 +16,8 @@ class Episode:
     float; intrinsics[camera]: (3, 3) pixels; extrinsics[camera]: (T, 4, 4) world-to-camera,
     OpenCV axes (the conventions of ``aim.ops.value_maps``). ``task`` is the task id (e.g.
     "pick-place-v3"), ``instruction`` the language instruction the model reads, ``seed`` the
-    simulator seed that produced it (None for recorded data), so collection can resume.
+    simulator seed that produced it (None for recorded data), so collection can resume;
+    ``action_names`` names the action channels (what an action means), when known.
     """
 
     task: str
@@ -28,6 +29,7 @@ class Episode:
     extrinsics: dict[str, np.ndarray]
     value_maps: dict[str, np.ndarray] = field(default_factory=dict)
     seed: int | None = None
+    action_names: tuple[str, ...] | None = None
 
     @property
     def length(self) -> int:
@@ -39,6 +41,9 @@ class Episode:
         if self.actions.ndim != 2 or self.proprio.ndim != 2 or self.proprio.shape[0] != t:
             raise ValueError(f"episode: actions (T, A) and proprio (T, P) must agree, got "
                              f"{self.actions.shape} and {self.proprio.shape}")
+        if self.action_names is not None and len(self.action_names) != self.actions.shape[1]:
+            raise ValueError(f"episode: {len(self.action_names)} action names {list(self.action_names)} for "
+                             f"{self.actions.shape[1]} action channels")
         if t < 1 or not self.images:
             raise ValueError("episode: needs at least one step and one camera")
         if self.value_maps and set(self.value_maps) != set(self.images):

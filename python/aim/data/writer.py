@@ -168,7 +168,8 @@ class DatasetWriter:
             return {"dtype": "float32", "shape": [dim], "names": names}
 
         features = {
-            fmt.ACTION: vector(episode.actions.shape[1]),
+            fmt.ACTION: vector(episode.actions.shape[1], None if episode.action_names is None
+                               else list(episode.action_names)),
             fmt.STATE: vector(episode.proprio.shape[1]),
         }
         for cam in sorted(episode.images):

@@ -1,11 +1,11 @@
 """Meta-World as an evaluation :class:`~aim.eval.suite.Suite`.
 
-Actions are Meta-World's 4-d commands: an xyz displacement of the hand's mocap target, in
-[-1, 1] and scaled by the environment's ``action_scale`` metres per unit (1/100 in metaworld
-3.1's ``SawyerXYZEnv``), plus the gripper effort. Predicted end-effector targets are therefore
-the tool centre plus the running sum of scaled displacements (the mocap's workspace clipping and
-the tracking lag of the hand are left out: the targets show intent, not the outcome). Actions are
-clipped to [-1, 1], as the data collector clips the expert's.
+Actions are in one of ``aim.sim.metaworld_env.ACTION_SPACES``: the hand's mocap target in world
+coordinates (``"target"``) or Meta-World's displacement command (``"delta"``), plus the gripper
+effort; a model is evaluated in the action space of the dataset it was trained on
+(:func:`suite_for_run`). The environment turns the actions into end-effector targets. The
+gripper effort (and a delta) is clipped to [-1, 1], as the data collector clips the expert's; a
+target is passed on as predicted (the environment moves towards it at Meta-World's speed limit).
 """
 
 from __future__ import annotations
@@ -16,32 +16,42 @@ from dataclasses import dataclass
 import numpy as np
 
 from aim.data.collect import FPS
-from aim.sim.metaworld_env import MetaWorldEnv, instruction
+from aim.sim.metaworld_env import MetaWorldEnv, action_space_of, instruction
 
 _ENVIRONMENTS: dict[tuple, MetaWorldEnv] = {}
 
 
 @dataclass(frozen=True)
 class MetaWorldSuite:
-    """Meta-World tasks by id (e.g. ``"pick-place-v3"``)."""
+    """Meta-World tasks by id (e.g. ``"pick-place-v3"``), acting in ``action_space``."""
 
+    action_space: str = "target"
     fps: float = float(FPS)
 
     def make(self, task: str, cameras: Sequence[str], image_size: tuple[int, int]) -> MetaWorldEnv:
         """One environment per task, views and size per process, reused across episodes
         (building one takes seconds)."""
-        key = (task, tuple(cameras), tuple(image_size))
+        key = (task, tuple(cameras), tuple(image_size), self.action_space)
         if key not in _ENVIRONMENTS:
-            _ENVIRONMENTS[key] = MetaWorldEnv(task, tuple(cameras), *image_size)
+            _ENVIRONMENTS[key] = MetaWorldEnv(task, tuple(cameras), *image_size, action_space=self.action_space)
         return _ENVIRONMENTS[key]
 
     def instruction(self, task: str) -> str:
         return instruction(task)
 
     def executable(self, action: np.ndarray) -> np.ndarray:
-        return np.clip(action, -1.0, 1.0)
+        if self.action_space == "delta":
+            return np.clip(action, -1.0, 1.0)
+        return np.append(action[:3], np.clip(action[3], -1.0, 1.0))
 
     def ee_targets(self, env: MetaWorldEnv, actions: np.ndarray) -> np.ndarray:
-        position, _ = env.ee_pose()
-        scale = env.action_scale
-        return position + scale * np.cumsum(np.clip(actions[:, :3], -1.0, 1.0), axis=0)
+        return env.ee_targets(actions)
+
+
+def suite_for_run(bundle) -> MetaWorldSuite:
+    """The Meta-World suite in the action space of the data ``bundle`` (a ModelBundle, or a run or
+    checkpoint directory) was trained on."""
+    from aim.train.bundle import read_bundle_metadata
+
+    names = bundle.action_names if hasattr(bundle, "action_names") else read_bundle_metadata(bundle).get("action_names")
+    return MetaWorldSuite(action_space_of(names))

@@ -53,16 +53,19 @@ def evaluate(bundle, settings: EvalSettings, out_dir: str | Path, suite: Suite |
     """Runs every episode and returns their results in (task, episode) order.
 
     ``bundle`` is a :class:`~aim.train.bundle.ModelBundle` or a run/checkpoint directory (loaded
-    in each worker); ``suite`` defaults to Meta-World. Videos go to ``out_dir/videos``.
+    in each worker); ``suite`` defaults to Meta-World in the action space the model was trained in.
+    Videos go to ``out_dir/videos``.
     """
     if workers < 1:
         raise ValueError(f"evaluate: workers must be >= 1, got {workers}")
     if isinstance(bundle, (str, Path)):
-        _check_run(Path(bundle))
-    if suite is None:
-        from aim.eval.metaworld_suite import MetaWorldSuite
+        from aim.train.bundle import bundle_checkpoint
 
-        suite = MetaWorldSuite()
+        bundle_checkpoint(bundle)  # fails here, naming the path, rather than in every worker
+    if suite is None:
+        from aim.eval.metaworld_suite import suite_for_run
+
+        suite = suite_for_run(bundle)
     seeds = eval_seeds(settings.episodes)
     jobs = [(task, index, seed) for task in settings.tasks for index, seed in enumerate(seeds)]
     context = (bundle, settings, suite, Path(out_dir))
@@ -74,15 +77,6 @@ def evaluate(bundle, settings: EvalSettings, out_dir: str | Path, suite: Suite |
     with pool:
         # imap keeps the job order, so results line up with jobs whatever the scheduling.
         return list(_progress(pool.imap(_run_job, jobs), len(jobs), progress))
-
-
-def _check_run(path: Path) -> None:
-    """Fails here, naming the path, rather than in every worker (where a pool would retry forever)."""
-    from aim.train.bundle import BUNDLE_FILE
-    from aim.train.checkpoint import latest_checkpoint
-
-    if not (path / BUNDLE_FILE).is_file() and (not path.is_dir() or latest_checkpoint(path) is None):
-        raise FileNotFoundError(f"{path}: neither a checkpoint (no {BUNDLE_FILE}) nor a run with a checkpoint")
 
 
 _WORKER: dict = {}

@@ -3,6 +3,13 @@
 x_sigma = (1 - sigma) x0 + sigma eps, the model predicts the velocity eps - x0. Noise levels are
 drawn per latent frame: video and value share theirs (shift 5), actions draw their own (shift 1),
 repeated over the frame's action steps. The model sees timesteps sigma * 1000 (Wan's units).
+
+**[decision]** ``clean_intent_prob``: at inference the actions are denoised attending to the
+chunk's *denoised* value map (timestep 0, spec §7), but with shift 5 training shows them a value
+map that is clean in only ~2% of clips (sigma < 0.1), so the action stream learns to read value
+tokens under heavy noise and meets clean ones only at inference. With this probability a clip's
+future video and value enter clean (sigma 0) instead; such clips train the action stream only
+(their video and value velocities are not in the loss: at sigma 0 the target eps - x0 is noise).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ class FlowMatchingConfig:
     history_noise_prob: float = 0.5  # spec §6: probability that a sample's clean history is noised
     history_sigma_range: tuple[float, float] = (0.5, 1.0)  # spec §6, as written there
     text_dropout: float = 0.1  # spec §6, for classifier-free guidance
+    clean_intent_prob: float = 0.0  # [decision] see the module docstring; 0 is the paper's training
     value_weight: float = 1.0  # lambda_m, spec §6 [decision] default 1
     action_weight: float = 1.0  # lambda_a
     # "uniform", or "bell": w(sigma) proportional to exp(-2 (sigma - 1/2)^2), mean 1 over
@@ -39,7 +47,7 @@ class FlowMatchingConfig:
             raise ValueError(
                 f"FlowMatchingConfig.history_sigma_range must satisfy 0 <= lo <= hi <= 1, got {self.history_sigma_range}"
             )
-        for name in ("history_noise_prob", "text_dropout"):
+        for name in ("history_noise_prob", "text_dropout", "clean_intent_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"FlowMatchingConfig.{name} must be in [0, 1], got {getattr(self, name)}")
 
@@ -100,6 +108,9 @@ def training_loss(
 
     future = video[:, :, structure.observation_frames:]
     sigma_v = shift_sigma(draw(batch, structure.future_frames), config.video_shift)
+    clean_intent = (draw(batch) < config.clean_intent_prob if config.clean_intent_prob > 0
+                    else torch.zeros(batch, dtype=torch.bool, device=device))
+    sigma_v = torch.where(clean_intent[:, None], torch.zeros_like(sigma_v), sigma_v)
     sigma_a = shift_sigma(draw(batch, structure.future_frames), config.action_shift).repeat_interleave(a, dim=1)
     noise_like = lambda t: torch.randn(t.shape, generator=generator).to(device, t.dtype)  # noqa: E731
     eps_v = noise_like(future)
@@ -127,7 +138,9 @@ def training_loss(
     pred_video = torch.cat([o for g, o in zip(groups, outputs) if g.stream == "video" and o is not None], dim=2)
     pred_actions = torch.cat([o for g, o in zip(groups, outputs) if g.stream == "action" and o is not None], dim=1)
 
-    w_v = timestep_weight(sigma_v, config.weighting)
+    # Clean-intent clips leave the video and value losses; the others carry their full weight.
+    kept = (~clean_intent).float()
+    w_v = timestep_weight(sigma_v, config.weighting) * (kept * batch / kept.sum().clamp_min(1))[:, None]
     w_a = timestep_weight(sigma_a, config.weighting)
     losses = {
         "video": _weighted_mse(pred_video, eps_v - future, _frames(w_v)),

@@ -11,8 +11,18 @@ down their images. Such a camera is turned upright by a half turn about its opti
 intrinsics are unchanged), decided at each reset from the camera's pose, so a person and the
 model see the scene upright.
 
-Default views: two fixed cameras (``corner``, ``corner2``) and one attached to the hand
-(``behindGripper``), which moves with the gripper.
+Default views: ``topview`` above the table (objects are largest there, which matters at the
+16-pixel views of the tiny model), ``gripperPOV`` on the hand (it moves with the gripper and
+looks where the fingers go), and ``corner3``, an oblique view of the whole workspace.
+
+Actions (``ACTION_SPACES``): Meta-World steps its hand by moving a mocap target at most
+``action_scale`` metres per axis and step. ``"delta"`` is its own command, the displacement in
+units of ``action_scale`` plus the gripper effort. ``"target"`` (the default) is the mocap target
+itself in world coordinates, plus the gripper effort: the expert's target is where its delta
+moved the mocap, and a target is executed as the delta that moves the mocap there (clipped to
+Meta-World's per-step limit), so an expert's target actions replay its delta actions exactly.
+Like the absolute poses of RoboTwin's actions (spec §2), target actions tell a model where the
+hand is from its past actions alone, and they are the end-effector targets spec §6 rewards.
 """
 
 from __future__ import annotations
@@ -26,9 +36,22 @@ from aim.sim.mujoco_cameras import intrinsics_from_fovy, world_to_camera
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-DEFAULT_CAMERAS = ("corner", "corner2", "behindGripper")
+DEFAULT_CAMERAS = ("topview", "gripperPOV", "corner3")
 # Bodies of the Sawyer gripper in Meta-World's model: what "the gripper" is in contacts and masks.
 GRIPPER_BODIES = ("hand", "rightclaw", "leftclaw", "rightpad", "leftpad")
+# Action space -> the names of its four channels (written into a dataset's action feature).
+ACTION_SPACES = {"target": ("x", "y", "z", "gripper"), "delta": ("dx", "dy", "dz", "gripper")}
+
+
+def action_space_of(names) -> str:
+    """The action space whose channel names are ``names``; a dataset without names predates
+    target actions and holds Meta-World's deltas."""
+    if names is None:
+        return "delta"
+    for space, known in ACTION_SPACES.items():
+        if tuple(names) == known:
+            return space
+    raise ValueError(f"action channel names {list(names)} are none of Meta-World's action spaces {ACTION_SPACES}")
 
 
 def instruction(task: str) -> str:
@@ -41,10 +64,14 @@ class MetaWorldEnv(Environment):
     """One Meta-World task (e.g. "pick-place-v3") rendered at ``height`` x ``width`` in ``cameras``."""
 
     def __init__(self, task: str, cameras: tuple[str, ...] = DEFAULT_CAMERAS, height: int = 128,
-                 width: int = 128, shadows: bool = False) -> None:
+                 width: int = 128, shadows: bool = False, action_space: str = "target") -> None:
         """``shadows`` also renders shadows and reflections: in CPU (EGL software) rendering they
         take about 4/5 of a frame's time (the lights' 4096-pixel shadow maps), so they are off
-        unless asked for; data and evaluation must use the same setting."""
+        unless asked for; data and evaluation must use the same setting. ``action_space`` is a
+        key of ``ACTION_SPACES`` (see the module docstring)."""
+        if action_space not in ACTION_SPACES:
+            raise ValueError(f"MetaWorldEnv: action_space must be one of {sorted(ACTION_SPACES)}, got {action_space!r}")
+        self.action_space = action_space
         import gymnasium
         import metaworld  # noqa: F401  (registers the Meta-World environments with gymnasium)
         import mujoco
@@ -105,17 +132,50 @@ class MetaWorldEnv(Environment):
     def step(self, action: np.ndarray) -> StepResult:
         if self._done:
             raise RuntimeError(f"MetaWorldEnv({self.task!r}): step after the episode ended; call reset")
-        observation, _, terminated, truncated, info = self._env.step(np.asarray(action, dtype=np.float64))
+        action = np.asarray(action, dtype=np.float64)
+        if action.shape != (4,):
+            raise ValueError(f"MetaWorldEnv({self.task!r}): an action has 4 values (xyz, gripper), got shape {action.shape}")
+        if self.action_space == "target":
+            action = np.append(self._delta_to(action[:3]), action[3])
+        observation, _, terminated, truncated, info = self._env.step(action)
         self._steps += 1
         self.success = bool(info["success"])
         self._done = bool(terminated or truncated) or self._steps >= self.max_steps
         return StepResult(observation, self.success, self._done)
 
     def expert(self):
-        """Meta-World's scripted policy for this task: a callable observation -> action."""
+        """Meta-World's scripted policy for this task: a callable observation -> action in this
+        environment's action space, clipped to what the environment executes."""
         from metaworld.policies import ENV_POLICY_MAP
 
-        return ENV_POLICY_MAP[self.task]().get_action
+        policy = ENV_POLICY_MAP[self.task]().get_action
+
+        def act(observation: np.ndarray) -> np.ndarray:
+            delta = np.clip(policy(observation), -1.0, 1.0)
+            if self.action_space == "delta":
+                return delta
+            target = np.clip(self._mocap() + delta[:3] * self.action_scale, self._sim.mocap_low, self._sim.mocap_high)
+            return np.append(target, delta[3])
+
+        return act
+
+    def _mocap(self) -> np.ndarray:
+        return self._sim.data.mocap_pos[0].copy()
+
+    def _delta_to(self, target: np.ndarray) -> np.ndarray:
+        """The delta command (clipped to [-1, 1]) that moves the mocap towards ``target``."""
+        return np.clip((target - self._mocap()) / self.action_scale, -1.0, 1.0)
+
+    def ee_targets(self, actions: np.ndarray) -> np.ndarray:
+        """(N, 3) world positions of the tool centre (where value maps mark contacts) that
+        ``actions`` (N, 4) command from the current state: each target moved by the tool centre's
+        current offset from the mocap, or the tool centre plus the running sum of scaled deltas
+        (workspace clipping and the hand's tracking lag left out: targets show intent)."""
+        actions = np.asarray(actions, dtype=np.float64)
+        tool_centre = np.array(self._sim.tcp_center)
+        if self.action_space == "target":
+            return actions[:, :3] + (tool_centre - self._mocap())
+        return tool_centre + self.action_scale * np.cumsum(np.clip(actions[:, :3], -1.0, 1.0), axis=0)
 
     def render(self) -> dict[str, np.ndarray]:
         images = {}

@@ -2,7 +2,7 @@
 
 A checkpoint directory holds the bundle as two files a person can inspect: ``bundle.json`` (model
 config, tokenizer and text-encoder specs, clip structure, canvas layout, frame stride, action
-statistics, camera names and image size, the resolved training config) and ``model.safetensors``
+statistics and channel names, camera names and image size, the resolved training config) and ``model.safetensors``
 (the transformer as ``model.*``, and the text encoder as ``text_encoder.*`` when it is trained,
 as the tiny preset's per-task embedding is). :func:`load_bundle` rebuilds the bundle from them;
 aim.eval loads trained models through it.
@@ -46,6 +46,7 @@ class ModelBundle:
     image_size: tuple[int, int]
     cameras: list[str]
     train_config: dict
+    action_names: list[str] | None = None  # the dataset's action channel names (None: unnamed)
 
 
 def make_tokenizer(spec: dict) -> VideoTokenizer:
@@ -82,7 +83,8 @@ def build_bundle(config: TrainConfig, reader: DatasetReader) -> ModelBundle:
     structure = clip_structure(tokenizer, d.frame_stride, d.observation_frames, d.num_chunks, d.frames_per_chunk)
     action_dim = int(reader.info["features"][fmt.ACTION]["shape"][0])
     changes = {"value_stream": config.model.value_stream, "attention_rule": config.model.attention_rule,
-               "value_own_weights": config.model.value_own_weights, "action_channels": action_dim}
+               "value_own_weights": config.model.value_own_weights, "action_channels": action_dim,
+               "grid_position_embedding": config.model.grid_position_embedding}
     if config.model.wan_path:
         model = from_wan_pretrained(config.model.wan_path, **changes)
     else:
@@ -100,8 +102,9 @@ def build_bundle(config: TrainConfig, reader: DatasetReader) -> ModelBundle:
         if stats is None:
             raise ValueError(f"data.normalize_actions needs {reader.root / fmt.STATS_PATH} with {fmt.ACTION!r} statistics")
         mean, std = torch.tensor(stats["mean"], dtype=torch.float32), torch.tensor(stats["std"], dtype=torch.float32)
+    names = reader.info["features"][fmt.ACTION].get("names")
     return ModelBundle(model, tokenizer, text_encoder, structure, layout, d.frame_stride, mean, std,
-                       image_size, cameras, config.to_dict())
+                       image_size, cameras, config.to_dict(), None if names is None else list(names))
 
 
 def _check_grid(layout: CanvasLayout, tokenizer: VideoTokenizer, config: AIMConfig) -> None:
@@ -126,6 +129,7 @@ def bundle_metadata(bundle: ModelBundle) -> dict:
         "frame_stride": bundle.frame_stride,
         "action_mean": as_list(bundle.action_mean),
         "action_std": as_list(bundle.action_std),
+        "action_names": bundle.action_names,
         "image_size": list(bundle.image_size),
         "cameras": bundle.cameras,
         "train_config": bundle.train_config,
@@ -140,18 +144,29 @@ def trained_modules(bundle: ModelBundle) -> dict[str, nn.Module]:
     return modules
 
 
+def bundle_checkpoint(path: str | Path) -> Path:
+    """The checkpoint directory of ``path``: itself, or a run's latest checkpoint."""
+    from aim.train.checkpoint import latest_checkpoint
+
+    path = Path(path)
+    if (path / BUNDLE_FILE).is_file():
+        return path
+    latest = latest_checkpoint(path)
+    if latest is None:
+        raise FileNotFoundError(f"{path}: neither a checkpoint (no {BUNDLE_FILE}) nor a run with a checkpoint")
+    return latest
+
+
+def read_bundle_metadata(path: str | Path) -> dict:
+    """``bundle.json`` of a checkpoint or of a run's latest checkpoint (no weights are read)."""
+    return json.loads((bundle_checkpoint(path) / BUNDLE_FILE).read_text())
+
+
 def load_bundle(path: str | Path, device: str | torch.device = "cpu") -> ModelBundle:
     """From a run directory (its latest checkpoint) or a checkpoint directory."""
     from safetensors.torch import load_file
 
-    from aim.train.checkpoint import latest_checkpoint
-
-    path = Path(path)
-    if not (path / BUNDLE_FILE).is_file():
-        latest = latest_checkpoint(path)
-        if latest is None:
-            raise FileNotFoundError(f"{path}: neither a checkpoint (no {BUNDLE_FILE}) nor a run with a checkpoint")
-        path = latest
+    path = bundle_checkpoint(path)
     meta = json.loads((path / BUNDLE_FILE).read_text())
     model_config = meta["model_config"]
     model = AIMTransformer(AIMConfig(**{**model_config, "patch_size": tuple(model_config["patch_size"])}))
@@ -162,7 +177,7 @@ def load_bundle(path: str | Path, device: str | torch.device = "cpu") -> ModelBu
     as_tensor = lambda v: None if v is None else torch.tensor(v, dtype=torch.float32)
     bundle = ModelBundle(model, tokenizer, text_encoder, ClipStructure(**meta["structure"]), layout,
                          meta["frame_stride"], as_tensor(meta["action_mean"]), as_tensor(meta["action_std"]),
-                         tuple(meta["image_size"]), list(meta["cameras"]), meta["train_config"])
+                         tuple(meta["image_size"]), list(meta["cameras"]), meta["train_config"], meta.get("action_names"))
     weights = load_file(str(path / WEIGHTS_FILE))
     for prefix, module in trained_modules(bundle).items():
         state = {k[len(prefix) + 1:]: v for k, v in weights.items() if k.startswith(prefix + ".")}
