@@ -82,6 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--quick", action="store_true", help="a few-minute smoke run (tiny budgets: not a result)")
     demo.add_argument("--tasks", nargs="+", help="Meta-World tasks (default: the demo's three)")
     demo.add_argument("--workers", type=int, default=2)
+    demo.add_argument("--rl-iterations", type=int, help="also run Stage II RL on the aim run for this many "
+                      "iterations and evaluate it as aim+rl (default: none; --quick: 1)")
     demo.add_argument("--no-progress", action="store_true")
     # Train overrides may also follow its options, where argparse leaves them unparsed.
     args, extra = parser.parse_known_args(argv)
@@ -220,7 +222,8 @@ def _demo(args: argparse.Namespace) -> int:
     from aim.demo.pipeline import QUICK
 
     settings = QUICK if args.quick else DemoSettings()
-    changes = {"workers": args.workers, **({"tasks": tuple(args.tasks)} if args.tasks else {})}
+    changes = {"workers": args.workers, **({"tasks": tuple(args.tasks)} if args.tasks else {}),
+               **({"rl_iterations": args.rl_iterations} if args.rl_iterations is not None else {})}
     result = run_demo(args.out, dataclasses.replace(settings, **changes), progress=not args.no_progress)
     for variant, results in result.results.items():
         print(f"{variant}: mean closed-loop success {results['mean_success_rate']:.0%}")

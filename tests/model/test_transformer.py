@@ -75,24 +75,9 @@ def test_model_without_value_stream():
         model(with_value, text)
 
 
-def test_grid_position_embedding_starts_neutral_and_tells_places_apart():
-    plain, placed = tiny_model(), tiny_model(grid_position_embedding=True)
-    missing, unexpected = placed.load_state_dict(plain.state_dict(), strict=False)
-    assert missing == ["grid_embedding.weight"] and not unexpected
-    groups, text, _ = _clip_groups(plain)
-    for before, after in zip(_outputs(plain, groups, text, TokenKind.VIDEO), _outputs(placed, groups, text, TokenKind.VIDEO)):
-        torch.testing.assert_close(after, before)  # zero-initialised: a pretrained model starts unchanged
-    torch.nn.init.normal_(placed.grid_embedding.weight)
-    table = placed.grid_embedding(4, 4)
-    assert table.shape == (16, placed.config.dim) and torch.cdist(table, table).fill_diagonal_(1.0).min() > 1e-3
-    changed = _outputs(placed, groups, text, TokenKind.VIDEO)
-    assert not torch.allclose(changed[0], _outputs(plain, groups, text, TokenKind.VIDEO)[0])
-
-
-@pytest.mark.parametrize("changes", [{}, {"grid_position_embedding": True}])
-def test_meta_built_model_is_fully_initialised_by_init_weights(changes):
+def test_meta_built_model_is_fully_initialised_by_init_weights():
     with torch.device("meta"):
-        model = AIMTransformer(preset("tiny", **changes))
+        model = AIMTransformer(preset("tiny"))
     model = model.to_empty(device="cpu")
     for p in model.parameters():
         p.data.fill_(float("nan"))

@@ -22,6 +22,7 @@ from aim.train.monitor import read_metrics
 from aim.train.samples import predicted_vs_true
 
 STREAM_LOSSES = ("loss/video", "loss/value", "loss/action")
+RL_CURVES = ("success/rate", "return/mean", "reward/value_map", "update/kl", "update/clip_fraction")
 
 
 def loss_curves(runs: dict[str, Path], path: Path, smoothing: int = 20) -> Path:
@@ -46,6 +47,26 @@ def loss_curves(runs: dict[str, Path], path: Path, smoothing: int = 20) -> Path:
         axis.set_yscale("log")
         axis.grid(alpha=0.3)
     axes[0].legend()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def rl_curves(run: Path, path: Path) -> Path:
+    """One panel per Stage II scalar of ``RL_CURVES`` over the run's iterations."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    metrics = read_metrics(run)
+    iterations = [m["step"] for m in metrics]
+    figure, axes = plt.subplots(1, len(RL_CURVES), figsize=(3.2 * len(RL_CURVES), 2.8), constrained_layout=True)
+    for axis, name in zip(axes, RL_CURVES):
+        axis.plot(iterations, [m[name] for m in metrics], marker="o")
+        axis.set_title(name)
+        axis.set_xlabel("iteration")
+        axis.grid(alpha=0.3)
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path

@@ -1,11 +1,13 @@
-"""The demo's stages: collect -> train (AIM and two ablations) -> evaluate -> report.
+"""The demo's stages: collect -> train (AIM and two ablations) -> [Stage II RL on AIM] -> evaluate -> report.
 
 Every stage writes under one output folder and is skipped when its output is already there, so
 an interrupted demo resumes where it stopped (collection resumes per episode, training from its
 latest checkpoint). The two ablations measure what the paper never did (spec §8): the model
 without the value-map stream, and the model whose future actions may also read the chunk's
 future video (``aim.ops.token_groups.ACTIONS_SEE_VIDEO``). All variants train on the same data
-with the same seed and are evaluated on the same held-out seeds.
+with the same seed and are evaluated on the same held-out seeds. With ``rl_iterations`` the AIM
+run is also improved by Stage II (``aim.rl``, the ``tiny-metaworld`` RL preset, both rewards) on
+the demo tasks, and evaluated beside it as ``aim+rl``.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "actions-see-video": ("model.attention_rule=actions_see_video",),
 }
 TRAIN_PRESET = "tiny-metaworld"
+RL_PRESET = "tiny-metaworld"
+RL_VARIANT = "aim+rl"  # the AIM run after Stage II
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,8 @@ class DemoSettings:
     sampler: SamplerConfig = SamplerConfig(video_steps=4, guidance_scale=1.0, action_steps=8)
     workers: int = 2
     overrides: tuple[str, ...] = field(default=())  # extra training-config overrides for every variant
+    rl_iterations: int = 0  # Stage II iterations on the aim variant (0: no RL stage)
+    rl_overrides: tuple[str, ...] = field(default=())  # extra RL-config overrides
 
     def __post_init__(self) -> None:
         unknown = [v for v in self.variants if v not in VARIANTS]
@@ -60,12 +66,24 @@ class DemoSettings:
             raise ValueError(f"DemoSettings: unknown variants {unknown}; known: {list(VARIANTS)}")
         if not self.tasks or self.train_episodes < 1 or self.eval_episodes < 1 or self.train_steps < 1:
             raise ValueError("DemoSettings: need tasks, and train_episodes, eval_episodes, train_steps >= 1")
+        if self.rl_iterations < 0 or (self.rl_iterations and "aim" not in self.variants):
+            raise ValueError(f"DemoSettings: rl_iterations must be >= 0 and needs the aim variant, got "
+                             f"{self.rl_iterations} with variants {list(self.variants)}")
+        if self.rl_iterations and self.sampler.action_steps < 2:
+            raise ValueError(f"DemoSettings: Stage II samples actions with an SDE of at least 2 steps, but "
+                             f"sampler.action_steps is {self.sampler.action_steps}")
+
+    @property
+    def evaluated(self) -> tuple[str, ...]:
+        """The runs evaluated and reported: the trained variants, then aim+rl with an RL stage."""
+        return self.variants + ((RL_VARIANT,) if self.rl_iterations else ())
 
 
 # A smoke run of every stage in a few minutes: budgets far too small for a meaningful success rate.
 QUICK = DemoSettings(tasks=DEMO_TASKS[:1], train_episodes=2, eval_episodes=2, image_size=32, train_steps=20,
                      eval_max_steps=24, sampler=SamplerConfig(video_steps=2, guidance_scale=1.0, action_steps=2),
-                     overrides=("checkpoint.every=10", "log.sample_every=0", "schedule.warmup_steps=5"))
+                     overrides=("checkpoint.every=10", "log.sample_every=0", "schedule.warmup_steps=5"),
+                     rl_iterations=1, rl_overrides=("rollout.groups_per_task=1", "grpo.group_size=2"))
 
 
 @dataclass
@@ -96,8 +114,12 @@ def run_demo(out_dir: str | Path, settings: DemoSettings = DemoSettings(), progr
             _say(progress, f"[2/4] training {', '.join(pending)} for {settings.train_steps} steps each "
                            f"({min(settings.workers, len(pending))} at a time, one thread each)")
             _train_variants(out, pending, settings, progress)
+    if settings.rl_iterations and not checkpoint_dir(run_dir(out, RL_VARIANT), settings.rl_iterations).is_dir():
+        with _timed(seconds, f"rl {RL_VARIANT}"):
+            _say(progress, f"[2/4] Stage II: {settings.rl_iterations} RL iterations on the aim run")
+            _reinforce(out, settings, progress)
     results = {}
-    for variant in settings.variants:
+    for variant in settings.evaluated:
         path = results_path(out, variant)
         if path.is_file():
             results[variant] = json.loads(path.read_text())
@@ -148,6 +170,22 @@ def _train_variant(job: tuple[Path, str, DemoSettings]) -> None:
                  "log.progress=false", *VARIANTS[variant], *settings.overrides]
     resume = latest_checkpoint(directory) is not None
     train(load_config(TRAIN_PRESET, overrides=overrides), directory, resume=resume)
+
+
+def _reinforce(out: Path, settings: DemoSettings, progress: bool) -> None:
+    """Stage II on the aim run, sampling as the demo evaluates (its sampler and step limit)."""
+    from aim.rl.config import load_rl_config
+    from aim.rl.loop import reinforce
+
+    s = settings.sampler
+    overrides = [f"start={run_dir(out, 'aim')}", f"rollout.tasks=[{','.join(settings.tasks)}]",
+                 f"train.iterations={settings.rl_iterations}", f"rollout.workers={settings.workers}",
+                 f"rollout.max_steps={settings.eval_max_steps}", f"rollout.sampler.video_steps={s.video_steps}",
+                 f"rollout.sampler.guidance_scale={s.guidance_scale}", f"rollout.sampler.action_steps={s.action_steps}",
+                 f"log.progress={str(progress).lower()}", *settings.rl_overrides]
+    directory = run_dir(out, RL_VARIANT)
+    resume = latest_checkpoint(directory) is not None
+    reinforce(load_rl_config(RL_PRESET, overrides=overrides), directory, resume=resume)
 
 
 def _evaluate_variant(out: Path, variant: str, settings: DemoSettings, progress: bool) -> dict:

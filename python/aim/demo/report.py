@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from aim.demo import figures
-from aim.demo.pipeline import DemoSettings, run_dir
+from aim.demo.pipeline import RL_VARIANT, DemoSettings, run_dir
 
 GOAL = 0.70  # issue 6: mean closed-loop success of the demo tasks
 
@@ -24,6 +24,7 @@ VARIANT_NOTES = {
     "aim": "the model of the paper: intent-causal attention, value-map stream",
     "no-value-map": "ablation: no value-map stream (future information never reaches the actions)",
     "actions-see-video": "ablation: future actions also attend to the chunk's imagined future video",
+    RL_VARIANT: "the aim run after Stage II RL (GRPO on the action stream; value-map and success rewards)",
 }
 
 
@@ -31,7 +32,7 @@ def write_report(out: Path, settings: DemoSettings, results: dict[str, dict], se
     """Writes ``out/report.html`` (and its figures under ``out/figures``) and returns its path."""
     figure_dir = out / "figures"
     figure_dir.mkdir(exist_ok=True)
-    runs = {variant: run_dir(out, variant) for variant in results}
+    runs = {variant: run_dir(out, variant) for variant in results if variant != RL_VARIANT}
     losses = figures.loss_curves(runs, figure_dir / "losses.png")
     predictions = {variant: figures.predictions(run, out / "heldout", figure_dir / f"predictions-{variant}.png")
                    for variant, run in runs.items()}
@@ -40,6 +41,8 @@ def write_report(out: Path, settings: DemoSettings, results: dict[str, dict], se
         _success_table(results, settings.tasks),
         f"<h2>Training losses</h2>{_image(out, losses, 'loss curves per stream and variant')}",
         _predictions(out, predictions),
+        *([_reinforcement(out, figures.rl_curves(run_dir(out, RL_VARIANT), figure_dir / "rl.png"))]
+          if RL_VARIANT in results else []),
         _rollouts(out, results),
     ]
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>aim demo</title><style>{_STYLE}</style>"
@@ -102,6 +105,13 @@ def _predictions(out: Path, pictures: dict[str, Path]) -> str:
     return ("<h2>Imagined vs true future</h2><p>One held-out episode per task (top to bottom). Rows per task: "
             "true frames, predicted frames, then (with a value stream) true and predicted value maps; the "
             f"chunk's frames left to right.</p>{blocks}")
+
+
+def _reinforcement(out: Path, curves: Path) -> str:
+    return ("<h2>Stage II (RL)</h2><p>Per RL iteration: the success rate and mean return of the groups rolled "
+            "out with the action SDE (training seeds), the value-map reward per step, and the update's KL to "
+            f"the sampling policy and clip fraction. Held-out success is in the table above.</p>"
+            f"{_image(out, curves, 'RL curves')}")
 
 
 def _rollouts(out: Path, results: dict[str, dict]) -> str:

@@ -47,8 +47,6 @@ class AIMConfig:
     value_stream: bool = True
     # A key of aim.ops.token_groups.RULES: spec §5's table, or an ablation of it.
     attention_rule: str = "intent_causal"
-    # An absolute grid-position embedding on video-like tokens (aim.model.embeddings.GridPositionEmbedding).
-    grid_position_embedding: bool = False
     cross_attn_norm: bool = True
     eps: float = 1e-6
     rope_theta: float = 10000.0

@@ -68,34 +68,6 @@ class PatchEmbedding(nn.Module):
         return self.proj(latents).flatten(2).transpose(1, 2)
 
 
-class GridPositionEmbedding(nn.Module):
-    """**[decision]** An absolute (row, column) embedding added to video-like tokens: sinusoids
-    of the token's place on the latent grid, through a learned projection that starts at zero (a
-    pretrained Wan, which has only RoPE, starts unchanged).
-
-    RoPE moves only queries and keys, so what an attention *reads* (the values) carries no
-    position: a query can prefer tokens by place but learns where a token is only through deep
-    stacks of relative attention. Actions need exactly that (where the object is, in pixels); a
-    two-layer model trained from scratch gets it from this embedding (``AIMConfig.grid_position_embedding``).
-    """
-
-    def __init__(self, dim: int, features: int = 32, max_period: float = 256.0):
-        super().__init__()
-        self.features, self.max_period = features, max_period
-        self.weight = nn.Parameter(torch.zeros(dim, 2 * features))
-
-    def reset_parameters(self) -> None:
-        nn.init.zeros_(self.weight)
-
-    def forward(self, height: int, width: int) -> Tensor:
-        """(height * width, dim), row-major like the patch embedding's tokens."""
-        rows = torch.arange(height, device=self.weight.device).repeat_interleave(width)
-        cols = torch.arange(width, device=self.weight.device).repeat(height)
-        features = torch.cat([sinusoidal_embedding(rows, self.features, self.max_period),
-                              sinusoidal_embedding(cols, self.features, self.max_period)], dim=-1)
-        return features.to(self.weight.dtype) @ self.weight.t()
-
-
 class ActionEmbedding(nn.Module):
     """One token per action step (spec §2): a two-layer MLP over the action vector."""
 

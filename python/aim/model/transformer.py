@@ -19,7 +19,7 @@ from torch.utils.checkpoint import checkpoint
 
 from aim.model.block import BranchLayer, MoTBlock
 from aim.model.config import AIMConfig
-from aim.model.embeddings import ActionEmbedding, GridPositionEmbedding, PatchEmbedding, TextProjection, TimeEmbedding
+from aim.model.embeddings import ActionEmbedding, PatchEmbedding, TextProjection, TimeEmbedding
 from aim.model.groups import StreamGroup
 from aim.model.heads import OutputHead, unpatchify
 from aim.model.kv_cache import CachedAttention, KVCache
@@ -45,8 +45,6 @@ class AIMTransformer(nn.Module):
         self.rope = RotaryEmbedding(c.head_dim, c.rope_theta)
         self.text_embedder = TextProjection(c.text_dim, c.dim)
         self.patch_embedding = PatchEmbedding(c.latent_channels, c.dim, c.patch_size)
-        if c.grid_position_embedding:
-            self.grid_embedding = GridPositionEmbedding(c.dim)
         streams = ("video", "value", "action") if c.value_stream else ("video", "action")
         if c.value_stream:
             self.value_patch_embedding = PatchEmbedding(c.latent_channels, c.dim, c.patch_size)
@@ -139,8 +137,6 @@ class AIMTransformer(nn.Module):
                 if g.stream == "value":
                     x = x + self.value_token.to(x.dtype)
                 frames, height, width = self._grid(g)
-                if self.config.grid_position_embedding:
-                    x = x + self.grid_embedding(height, width).to(x.dtype).repeat(frames, 1)
                 t = g.timesteps[:, :: self.config.patch_size[0]].repeat_interleave(height * width, dim=1)
                 pos = grid_positions(frames, height, width, g.start)
             else:

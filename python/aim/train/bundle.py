@@ -83,8 +83,7 @@ def build_bundle(config: TrainConfig, reader: DatasetReader) -> ModelBundle:
     structure = clip_structure(tokenizer, d.frame_stride, d.observation_frames, d.num_chunks, d.frames_per_chunk)
     action_dim = int(reader.info["features"][fmt.ACTION]["shape"][0])
     changes = {"value_stream": config.model.value_stream, "attention_rule": config.model.attention_rule,
-               "value_own_weights": config.model.value_own_weights, "action_channels": action_dim,
-               "grid_position_embedding": config.model.grid_position_embedding}
+               "value_own_weights": config.model.value_own_weights, "action_channels": action_dim}
     if config.model.wan_path:
         model = from_wan_pretrained(config.model.wan_path, **changes)
     else:

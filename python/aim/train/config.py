@@ -44,7 +44,6 @@ class ModelConfig:
     value_stream: bool = True
     attention_rule: str = "intent_causal"  # a key of aim.ops.token_groups.RULES
     value_own_weights: bool = False
-    grid_position_embedding: bool = False  # absolute token places for small models (aim.model.embeddings)
     gradient_checkpointing: bool = False
     wan_path: str | None = None  # diffusers Wan2.2 transformer folder that initialises the video branch
 
