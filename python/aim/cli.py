@@ -133,22 +133,27 @@ def _collect(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train(args: argparse.Namespace, overrides: list[str]) -> int:
+def _run_config(args: argparse.Namespace, load, overrides: list[str]):
+    """The config of ``aim train``/``aim rl``: the run's saved config when resuming without a new
+    preset or file, else ``load(preset, file, overrides)``."""
     from pathlib import Path
 
-    from aim.data import DatasetFormatError
-    from aim.train import ConfigError, NonFiniteLossError, load_config, train
     from aim.train.loop import CONFIG_FILE
 
     saved = Path(args.run_dir) / CONFIG_FILE
+    if args.resume and not (args.preset or args.config):
+        if not saved.is_file():
+            raise FileNotFoundError(f"{args.run_dir}: nothing to resume (no {CONFIG_FILE})")
+        return load(file=saved, overrides=overrides)
+    return load(args.preset, args.config, overrides)
+
+
+def _train(args: argparse.Namespace, overrides: list[str]) -> int:
+    from aim.data import DatasetFormatError
+    from aim.train import ConfigError, NonFiniteLossError, load_config, train
+
     try:
-        if args.resume and not (args.preset or args.config):
-            if not saved.is_file():
-                raise FileNotFoundError(f"{args.run_dir}: nothing to resume (no {CONFIG_FILE})")
-            config = load_config(file=saved, overrides=overrides)
-        else:
-            config = load_config(args.preset, args.config, overrides)
-        result = train(config, args.run_dir, resume=args.resume)
+        result = train(_run_config(args, load_config, overrides), args.run_dir, resume=args.resume)
     except (ConfigError, DatasetFormatError, FileExistsError, FileNotFoundError, NonFiniteLossError) as err:
         print(f"aim: {err}", file=sys.stderr)
         return 1
@@ -157,24 +162,14 @@ def _train(args: argparse.Namespace, overrides: list[str]) -> int:
 
 
 def _rl(args: argparse.Namespace, overrides: list[str]) -> int:
-    from pathlib import Path
-
     from aim.rl.config import load_rl_config
     from aim.rl.loop import reinforce
     from aim.train import ConfigError
-    from aim.train.loop import CONFIG_FILE
 
-    saved = Path(args.run_dir) / CONFIG_FILE
     if args.start:
         overrides = [f"start={args.start}", *overrides]
     try:
-        if args.resume and not (args.preset or args.config):
-            if not saved.is_file():
-                raise FileNotFoundError(f"{args.run_dir}: nothing to resume (no {CONFIG_FILE})")
-            config = load_rl_config(file=saved, overrides=overrides)
-        else:
-            config = load_rl_config(args.preset, args.config, overrides)
-        result = reinforce(config, args.run_dir, resume=args.resume)
+        result = reinforce(_run_config(args, load_rl_config, overrides), args.run_dir, resume=args.resume)
     except (ConfigError, FileExistsError, FileNotFoundError, FloatingPointError) as err:
         print(f"aim: {err}", file=sys.stderr)
         return 1

@@ -24,10 +24,10 @@ from aim.train.config import (
     ConfigError,
     OptimConfig,
     ScheduleConfig,
-    apply_override,
     build_config,
+    config_values,
     plain_values,
-    read_yaml,
+    preset_names,
 )
 
 PRESET_DIR = Path(__file__).with_name("presets")
@@ -95,22 +95,13 @@ class RLConfig:
 
 def rl_presets() -> list[str]:
     """Names of the RL presets shipped with the package."""
-    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+    return preset_names(PRESET_DIR)
 
 
 def load_rl_config(preset: str | None = None, file: str | Path | None = None,
                    overrides: Sequence[str] = ()) -> RLConfig:
     """Defaults, then a shipped ``preset`` or a YAML ``file``, then ``key.sub=value`` overrides."""
-    if preset is not None and file is not None:
-        raise ConfigError("give a preset or a config file, not both")
-    if preset is not None:
-        if preset not in rl_presets():
-            raise ConfigError(f"unknown RL preset {preset!r}; shipped: {rl_presets()}")
-        file = PRESET_DIR / f"{preset}.yaml"
-    values = read_yaml(Path(file)) if file is not None else {}
-    for override in overrides:
-        apply_override(values, override)
-    return build_config(RLConfig, values, "")
+    return build_config(RLConfig, config_values(PRESET_DIR, "RL", preset, file, overrides), "")
 
 
 def save_rl_config(config: RLConfig, path: Path) -> None:

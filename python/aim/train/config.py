@@ -211,24 +211,34 @@ class TrainConfig:
 
 def presets() -> list[str]:
     """Names of the YAML presets shipped with the package."""
-    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+    return preset_names(PRESET_DIR)
+
+
+def preset_names(directory: Path) -> list[str]:
+    """Names of the YAML presets in ``directory`` (Stage I's here, Stage II's in aim/rl/presets)."""
+    return sorted(p.stem for p in directory.glob("*.yaml"))
 
 
 def load_config(preset: str | None = None, file: str | Path | None = None,
                 overrides: Sequence[str] = ()) -> TrainConfig:
     """Defaults, then a shipped ``preset`` or a YAML ``file``, then ``key.sub=value`` overrides."""
-    values: dict = {}
+    return from_dict(config_values(PRESET_DIR, "training", preset, file, overrides))
+
+
+def config_values(directory: Path, kind: str, preset: str | None, file: str | Path | None,
+                  overrides: Sequence[str]) -> dict:
+    """The nested values of a shipped ``preset`` in ``directory`` (``kind`` names it in errors) or
+    of a YAML ``file`` (neither: none), with ``key.sub=value`` overrides applied."""
     if preset is not None and file is not None:
         raise ConfigError("give a preset or a config file, not both")
     if preset is not None:
-        if preset not in presets():
-            raise ConfigError(f"unknown training preset {preset!r}; shipped: {presets()}")
-        file = PRESET_DIR / f"{preset}.yaml"
-    if file is not None:
-        values = read_yaml(Path(file))
+        if preset not in preset_names(directory):
+            raise ConfigError(f"unknown {kind} preset {preset!r}; shipped: {preset_names(directory)}")
+        file = directory / f"{preset}.yaml"
+    values = _read_yaml(Path(file)) if file is not None else {}
     for override in overrides:
-        apply_override(values, override)
-    return from_dict(values)
+        _apply_override(values, override)
+    return values
 
 
 def from_dict(values: dict) -> TrainConfig:
@@ -240,7 +250,7 @@ def save_config(config: TrainConfig, path: Path) -> None:
     path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
-def read_yaml(path: Path) -> dict:
+def _read_yaml(path: Path) -> dict:
     """The sections of a YAML config file (Stage I and Stage II configs are read alike)."""
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
@@ -253,7 +263,7 @@ def read_yaml(path: Path) -> dict:
     return values
 
 
-def apply_override(values: dict, override: str) -> None:
+def _apply_override(values: dict, override: str) -> None:
     """Sets ``section.key=value`` (the value read as YAML) in the nested ``values``."""
     key, sep, text = override.partition("=")
     if not sep or not key:
