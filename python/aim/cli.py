@@ -40,25 +40,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     train = verbs.add_parser("train", help="Stage-I training (one process, or many under torchrun)",
                              epilog="example: aim train runs/tiny --preset tiny-metaworld data.root=DATASET "
                                     "train.steps=1000")
-    train.add_argument("run_dir", help="where config, checkpoints, metrics and TensorBoard logs go")
-    source = train.add_mutually_exclusive_group()
-    source.add_argument("--preset", help="a shipped training preset, e.g. tiny-metaworld")
-    source.add_argument("--config", help="a YAML training config file")
-    train.add_argument("--resume", action="store_true", help="continue from the run's latest checkpoint "
-                       "(with its saved config, then the overrides given)")
-    train.add_argument("overrides", nargs="*", help="config overrides section.key=value, e.g. optim.lr=3e-4")
+    _run_arguments(train, "training", "optim.lr=3e-4")
     rl = verbs.add_parser("rl", help="Stage-II RL: GRPO on a Stage-I run's action stream, rewarded by its own "
                                      "value maps", epilog="example: aim rl runs/tiny-rl --from runs/tiny --preset "
                                                           "tiny-metaworld rollout.tasks=[handle-press-v3]")
-    rl.add_argument("run_dir", help="where config, checkpoints, metrics and TensorBoard logs go (aim eval reads it)")
+    _run_arguments(rl, "RL", "grpo.group_size=8")
     rl.add_argument("--from", dest="start", help="the Stage-I run (its latest checkpoint) or checkpoint directory "
                                                  "(required unless --resume)")
-    rl_source = rl.add_mutually_exclusive_group()
-    rl_source.add_argument("--preset", help="a shipped RL preset, e.g. tiny-metaworld")
-    rl_source.add_argument("--config", help="a YAML RL config file")
-    rl.add_argument("--resume", action="store_true", help="continue from the run's latest checkpoint "
-                    "(with its saved config, then the overrides given)")
-    rl.add_argument("overrides", nargs="*", help="config overrides section.key=value, e.g. grpo.group_size=8")
     evaluate = verbs.add_parser("eval", help="closed-loop evaluation of a run in Meta-World (or write a RoboTwin policy)")
     evaluate.add_argument("run_dir", help="a training run (its latest checkpoint) or a checkpoint directory")
     evaluate.add_argument("--tasks", nargs="+", help="Meta-World task ids, e.g. pick-place-v3")
@@ -131,6 +119,17 @@ def _collect(args: argparse.Namespace) -> int:
     report = collect(args.out, args.tasks, args.seeds, settings, workers=args.workers, progress=not args.no_progress)
     print(f"{report.written} episodes written, {report.failed} failed (dropped), {report.skipped} already present")
     return 0
+
+
+def _run_arguments(parser: argparse.ArgumentParser, kind: str, example: str) -> None:
+    """The arguments ``aim train`` and ``aim rl`` share: the run folder, its config, resume, overrides."""
+    parser.add_argument("run_dir", help="where config, checkpoints, metrics and TensorBoard logs go (aim eval reads it)")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--preset", help=f"a shipped {kind} preset, e.g. tiny-metaworld")
+    source.add_argument("--config", help=f"a YAML {kind} config file")
+    parser.add_argument("--resume", action="store_true", help="continue from the run's latest checkpoint "
+                        "(with its saved config, then the overrides given)")
+    parser.add_argument("overrides", nargs="*", help=f"config overrides section.key=value, e.g. {example}")
 
 
 def _run_config(args: argparse.Namespace, load, overrides: list[str]):
