@@ -5,7 +5,8 @@ Each (task, seed) is one episode: the expert acts until success or the step limi
 episode is dropped and counted. Frame t holds the views and calibration seen before action t,
 and proprio t is Meta-World's hand position and gripper opening (the first 4 observation
 values); actions are in the settings' action space (``aim.sim.metaworld_env.ACTION_SPACES``),
-whose channel names the dataset's action feature records. Collection resumes: (task, seed) pairs already in the dataset are not rolled out again.
+whose channel names the dataset's action feature records. Collection resumes: (task, seed) pairs
+already in the dataset are not rolled out again.
 Workers are spawned (MuJoCo's EGL contexts do not survive a fork); the main process writes.
 """
 

@@ -9,6 +9,7 @@ predicted for it and the end-effector target its actions command by then.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from aim.eval.overlay import rollout_picture
 from aim.eval.policy import AIMPolicy
 from aim.eval.suite import Suite
 from aim.eval.videos import write_video
-from aim.sim.environment import Environment
+from aim.sim.environment import Environment, StepResult
 
 
 @dataclass(frozen=True)
@@ -34,9 +35,36 @@ class EpisodeResult:
     video: str | None = None
 
 
+@dataclass(frozen=True)
+class ChunkStep:
+    """One executed action of a chunk: ``index`` in the chunk, the ``action`` as executed, the
+    environment's ``result``; ``boundary``: the policy observes the frame after it; ``finished``:
+    the episode ends with it."""
+
+    index: int
+    action: np.ndarray
+    result: StepResult
+    boundary: bool
+    finished: bool
+
+
 def observe(env: Environment) -> Observation:
     """The environment's current views and calibration."""
     return Observation(env.render(), env.intrinsics(), env.extrinsics())
+
+
+def execute_chunk(env: Environment, suite: Suite, actions: np.ndarray, stride: int, steps_before: int,
+                  max_steps: int | None) -> Iterator[ChunkStep]:
+    """Executes a chunk's ``actions`` (through ``Suite.executable``) one by one, the episode
+    having run ``steps_before`` steps, and stops after the step that ends the episode (success,
+    the environment done, or ``max_steps``). Evaluation and Stage II rollouts share this rule."""
+    for i, action in enumerate(actions):
+        action = suite.executable(action)
+        result = env.step(action)
+        finished = result.success or result.done or (max_steps is not None and steps_before + i + 1 >= max_steps)
+        yield ChunkStep(i, action, result, (i + 1) % stride == 0, finished)
+        if finished:
+            return
 
 
 def run_episode(policy: AIMPolicy, suite: Suite, task: str, seed: int, max_steps: int | None = None,
@@ -56,23 +84,18 @@ def run_episode(policy: AIMPolicy, suite: Suite, task: str, seed: int, max_steps
         latencies.append(chunk.latency_s)
         targets = suite.ee_targets(env, chunk.actions) if record else None
         frames, executed, finished = [], [], False
-        for i, action in enumerate(chunk.actions):
-            action = suite.executable(action)
-            result = env.step(action)
-            executed.append(action)
-            steps += 1
-            success = result.success
-            finished = success or result.done or (max_steps is not None and steps >= max_steps)
-            boundary = (i + 1) % stride == 0  # a frame the policy observes
-            draw = record and (boundary or finished)
-            if boundary and not finished or draw:
+        for step in execute_chunk(env, suite, chunk.actions, stride, steps, max_steps):
+            i, finished = step.index, step.finished
+            executed.append(step.action)
+            success = step.result.success
+            draw = record and (step.boundary or finished)
+            if step.boundary and not finished or draw:
                 frames.append(observe(env))
             if draw:
-                has_heat = boundary and chunk.value_maps is not None
+                has_heat = step.boundary and chunk.value_maps is not None
                 heat = chunk.value_maps[(i + 1) // stride - 1] if has_heat else None
                 pictures.append(rollout_picture(bundle.layout, frames[-1], image_size, heat, targets[i:i + 1]))
-            if finished:
-                break
+        steps += len(executed)
         if finished:
             break
         policy.observe(frames, np.stack(executed))

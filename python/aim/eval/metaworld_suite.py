@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -53,5 +54,8 @@ def suite_for_run(bundle) -> MetaWorldSuite:
     checkpoint directory) was trained on."""
     from aim.train.bundle import read_bundle_metadata
 
-    names = bundle.action_names if hasattr(bundle, "action_names") else read_bundle_metadata(bundle).get("action_names")
+    if isinstance(bundle, (str, Path)):
+        names = read_bundle_metadata(bundle).get("action_names")
+    else:
+        names = bundle.action_names
     return MetaWorldSuite(action_space_of(names))

@@ -98,10 +98,7 @@ class AIMPolicy:
             text = encode_text(self.bundle.text_encoder, [instruction], self.device).to(self.dtype)
         self._rollout = Rollout(self.bundle.model, self.bundle.structure, text, self.sampler_config,
                                 use_cache=self.use_cache)
-        if generator is None:
-            seed = int(np.random.SeedSequence([self.seed, episode_seed]).generate_state(1)[0])
-            generator = torch.Generator().manual_seed(seed)
-        self._generator = generator
+        self._generator = seeded_generator(self.seed, episode_seed) if generator is None else generator
         start = time.perf_counter()
         self._rollout.observe(self._latents([observation] * self.initial_frames))
         self._pending_latency = time.perf_counter() - start
@@ -154,6 +151,12 @@ class AIMPolicy:
         """(1, C, F, h, w) latents of the observations, encoded as training encodes clip frames."""
         frames = canvas_frames(self.bundle.layout, observations, tuple(self.bundle.image_size))
         return encode_canvases(self.bundle.tokenizer, frames[None].to(self.device)).to(self.dtype)
+
+
+def seeded_generator(*keys: int) -> torch.Generator:
+    """A generator seeded by the tuple ``keys`` (e.g. policy seed, episode seed): distinct tuples
+    give independent streams (numpy's SeedSequence mixes them)."""
+    return torch.Generator().manual_seed(int(np.random.SeedSequence(list(keys)).generate_state(1)[0]))
 
 
 def _pixel_frames(tokenizer, latent_frames: int) -> int:

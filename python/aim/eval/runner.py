@@ -72,25 +72,36 @@ def evaluate(bundle, settings: EvalSettings, out_dir: str | Path, suite: Suite |
     if workers == 1:
         _start_worker(*context, threads=None)
         return list(_progress(map(_run_job, jobs), len(jobs), progress))
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    pool = multiprocessing.get_context("spawn").Pool(workers, _start_worker, (*context, threads))
-    with pool:
+    with spawn_workers(workers, _start_worker, context) as pool:
         # imap keeps the job order, so results line up with jobs whatever the scheduling.
         return list(_progress(pool.imap(_run_job, jobs), len(jobs), progress))
+
+
+def spawn_workers(workers: int, initializer, context: tuple) -> multiprocessing.pool.Pool:
+    """A pool of ``workers`` spawned processes sharing the CPU, each started as
+    ``initializer(*context, threads)`` with threads = cores / workers (Stage II rollouts too)."""
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    return multiprocessing.get_context("spawn").Pool(workers, initializer, (*context, threads))
+
+
+def worker_policy(bundle, sampler: SamplerConfig, seed: int, device: str, threads: int | None) -> AIMPolicy:
+    """In a worker: ``threads`` torch threads (None: unchanged) and the policy of ``bundle``, loaded
+    here when it is a run or checkpoint directory."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+    if isinstance(bundle, (str, Path)):
+        from aim.train.bundle import load_bundle
+
+        bundle = load_bundle(bundle, device)
+    return AIMPolicy(bundle, sampler, seed)
 
 
 _WORKER: dict = {}
 
 
 def _start_worker(bundle, settings: EvalSettings, suite: Suite, out_dir: Path, threads: int | None) -> None:
-    if threads is not None:
-        torch.set_num_threads(threads)
-    if isinstance(bundle, (str, Path)):
-        from aim.train.bundle import load_bundle
-
-        bundle = load_bundle(bundle, settings.device)
-    _WORKER.update(policy=AIMPolicy(bundle, settings.sampler, settings.policy_seed), settings=settings, suite=suite,
-                   out_dir=out_dir)
+    policy = worker_policy(bundle, settings.sampler, settings.policy_seed, settings.device, threads)
+    _WORKER.update(policy=policy, settings=settings, suite=suite, out_dir=out_dir)
 
 
 def _run_job(job: tuple[str, int, int]) -> EpisodeResult:

@@ -1,8 +1,8 @@
 """One Stage II episode: the policy samples every chunk with the action SDE and records it.
 
-The episode runs like ``aim.eval.episode.run_episode`` (every action of a chunk executed through
-``Suite.executable``, frames observed every ``frame_stride`` steps, the end at success, ``done``
-or ``max_steps``), with three differences that RL needs:
+The episode runs like ``aim.eval.episode.run_episode`` (chunks executed by the same
+``execute_chunk``: through ``Suite.executable``, frames observed every ``frame_stride`` steps, the
+end at success, ``done`` or ``max_steps``), with three differences that RL needs:
 
 * each chunk's video and value are denoised, then its actions sampled with the SDE
   (``aim.rl.sde``) from the episode's own generator, so the G members of a group that share a
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from aim.eval.episode import observe
+from aim.eval.episode import execute_chunk, observe
 from aim.eval.policy import AIMPolicy
 from aim.eval.suite import Suite
 from aim.model.sampler import Rollout
@@ -84,20 +84,15 @@ def run_rl_episode(policy: AIMPolicy, suite: Suite, task: str, seed: int, member
         actions = policy.environment_actions(path.actions)
         targets = suite.ee_targets(env, actions)
         frames, executed, cameras, finished = [], [], [], False
-        for i, action in enumerate(actions):
-            action = suite.executable(action)
-            result = env.step(action)
-            executed.append(action)
-            steps += 1
-            success = result.success
-            finished = success or result.done or (max_steps is not None and steps >= max_steps)
-            boundary = (i + 1) % stride == 0  # a frame the policy observes
-            if boundary or finished:
+        for step in execute_chunk(env, suite, actions, stride, steps, max_steps):
+            finished = step.finished
+            executed.append(step.action)
+            success = step.result.success
+            if step.boundary or finished:
                 cameras.append(_per_camera(bundle.layout.cameras, env.extrinsics()))
-            if boundary and not finished:
+            if step.boundary and not finished:
                 frames.append(observe(env))
-            if finished:
-                break
+        steps += len(executed)
         if context.value is not None:
             heat = torch.from_numpy(policy.decode_heat(context.value)).double()
             frame = torch.arange(len(executed)) // stride

@@ -16,17 +16,14 @@ evaluation's held-out ones (``aim.eval.seeds``), so an RL run never trains on an
 from __future__ import annotations
 
 import io
-import multiprocessing
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Self
 
-import numpy as np
 import torch
 
-from aim.eval.policy import AIMPolicy
+from aim.eval.policy import AIMPolicy, seeded_generator
+from aim.eval.runner import spawn_workers, worker_policy
 from aim.eval.suite import Suite
 from aim.model.sampler import SamplerConfig, sigma_schedule
 from aim.rl.episode import RLEpisode, run_rl_episode
@@ -58,7 +55,7 @@ def training_seeds(iteration: int, count: int) -> list[int]:
 
 def member_generator(policy_seed: int, seed: int, member: int) -> torch.Generator:
     """The noise of group member ``member`` of the group from simulator ``seed``."""
-    return torch.Generator().manual_seed(int(np.random.SeedSequence([policy_seed, seed, member]).generate_state(1)[0]))
+    return seeded_generator(policy_seed, seed, member)
 
 
 class GroupRollouts:
@@ -76,8 +73,7 @@ class GroupRollouts:
             self.pool = None
             _start_worker(*context, threads=None)
         else:
-            threads = max(1, (os.cpu_count() or 1) // workers)
-            self.pool = multiprocessing.get_context("spawn").Pool(workers, _start_worker, (*context, threads))
+            self.pool = spawn_workers(workers, _start_worker, context)
 
     def run(self, groups: Sequence[tuple[str, int]], group_size: int, weights: dict[str, Tensor],
             version: int) -> list[list[RLEpisode]]:
@@ -122,14 +118,8 @@ _WORKER: dict = {}
 
 
 def _start_worker(bundle, settings: RolloutSettings, suite: Suite, threads: int | None) -> None:
-    if threads is not None:
-        torch.set_num_threads(threads)
-    if isinstance(bundle, (str, Path)):
-        from aim.train.bundle import load_bundle
-
-        bundle = load_bundle(bundle, settings.device)
-    _WORKER.update(policy=AIMPolicy(bundle, settings.sampler, settings.seed), settings=settings, suite=suite,
-                   schedule=settings.action_schedule(), version=None)
+    _WORKER.update(policy=worker_policy(bundle, settings.sampler, settings.seed, settings.device, threads),
+                   settings=settings, suite=suite, schedule=settings.action_schedule(), version=None)
 
 
 def _run_job(job: tuple[str, int, int, int, bytes]) -> bytes:
