@@ -55,6 +55,14 @@ class Rollout:
     ``text`` (B, L, text_dim) is the instruction; the unconditional branch of CFG uses zeros
     (the text-dropout input of training). Call :meth:`observe` with the initial observation,
     then alternate :meth:`predict_chunk` and :meth:`observe` (real latents, executed actions).
+
+    The model sees at most the training clip's ``structure.num_chunks`` chunks: once an episode
+    is longer, the history is a sliding window laid out exactly like a training clip that starts
+    ``num_chunks - 1`` chunks ago (its first observation the last ``observation_frames`` frames
+    before that chunk, chunk indices and time positions from 0), so every chunk is generated in
+    the setting the model was trained in rather than at chunk indices and history lengths it
+    never saw. :attr:`history` and :attr:`chunk` are that window's groups and the current
+    chunk's index in it.
     """
 
     def __init__(self, model, structure: ClipStructure, text: Tensor, config: SamplerConfig = SamplerConfig(),
@@ -68,6 +76,9 @@ class Rollout:
         self.cache = KVCache(len(model.blocks)) if use_cache else None
         self.history: list[StreamGroup] = []
         self.chunk = 0
+        self.episode_chunk = 0  # chunks since the episode started (not windowed)
+        self._frames: Tensor | None = None  # the window's observed latent frames (B, C, F, H, W)
+        self._executed: list[Tensor] = []  # the window's executed actions, one (B, N, channels) per chunk
 
     # ------------------------------------------------------------------ history
     @torch.no_grad()
@@ -78,16 +89,37 @@ class Rollout:
             raise ValueError("Rollout.observe: after a chunk, pass the executed actions too")
         if not self.history and executed_actions is not None:
             raise ValueError("Rollout.observe: no action was executed before the first chunk")
-        chunk = self.chunk + 1 if self.history else 0
-        zeros = latents.new_zeros(latents.shape[0], latents.shape[2])
-        groups = [observation_group(self.structure, chunk, latents, zeros)]
-        if executed_actions is not None:
-            groups.append(executed_action_group(self.structure, chunk, executed_actions))
-        groups = [self._doubled(g) for g in groups]
+        s = self.structure
+        if self.history:
+            self.episode_chunk += 1
+            self._frames = torch.cat([self._frames, latents], dim=2)
+            self._executed.append(executed_actions)
+        else:
+            self._frames = latents
+        self._frames = self._frames[:, :, -(s.observation_frames + (s.num_chunks - 1) * s.frames_per_chunk):]
+        self._executed = self._executed[-(s.num_chunks - 1):] if s.num_chunks > 1 else []
+        groups = [self._doubled(g) for g in self._window_groups()]
+        slid = self.episode_chunk >= s.num_chunks
+        new = groups if slid else groups[len(self.history):]
         if self.use_cache:
-            self.model(groups, self.history_text, cache=self.cache, commit=True)
-        self.history += groups
-        self.chunk = chunk
+            if slid:
+                self.cache = KVCache(len(self.model.blocks))
+            self.model(new, self.history_text, cache=self.cache, commit=True)
+        self.history = groups
+        self.chunk = min(self.episode_chunk, s.num_chunks - 1)
+
+    def _window_groups(self) -> list[StreamGroup]:
+        """The clean history (O, A per chunk) of the window, laid out as a training clip's."""
+        s = self.structure
+        chunks = len(self._executed) + 1
+        frames, first = self._frames, s.observation_frames
+        zeros = frames.new_zeros(frames.shape[0], first)
+        groups = [observation_group(s, 0, frames[:, :, :first], zeros)]
+        for c in range(1, chunks):
+            lo, hi = first + (c - 1) * s.frames_per_chunk, first + c * s.frames_per_chunk
+            groups.append(observation_group(s, c, frames[:, :, lo:hi], frames.new_zeros(frames.shape[0], hi - lo)))
+            groups.append(executed_action_group(s, c, self._executed[c - 1]))
+        return groups
 
     def _doubled(self, g: StreamGroup) -> StreamGroup:
         if not self.guided:
