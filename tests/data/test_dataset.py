@@ -63,6 +63,24 @@ def test_round_trip_is_exact_with_the_lossless_codec(dataset, episodes):
         np.testing.assert_array_equal(reader.frames(e, fmt.image_key("head"), steps[3:4]), ep.images["head"][3:4])
 
 
+def test_cached_videos_decode_each_episode_once_and_read_the_same_frames(dataset, episodes):
+    reader = DatasetReader(dataset, cache_videos=True)
+    decodes = []
+    decode = reader.video.decode
+    reader.video.decode = lambda *args: decodes.append(args[0]) or decode(*args)
+    rng = np.random.default_rng(1)
+    for _ in range(3):
+        for e, ep in enumerate(episodes):
+            steps = np.sort(rng.choice(ep.length, size=3, replace=False))
+            for cam in CAMERAS:
+                frames = reader.frames(e, fmt.image_key(cam), steps)
+                np.testing.assert_array_equal(frames, ep.images[cam][steps])
+                frames[:] = 0  # a caller's copy: the cache is not written through it
+                np.testing.assert_allclose(reader.value_maps(e, cam, steps), ep.value_maps[cam][steps],
+                                           atol=0.5 / 255 + 1e-6)
+    assert len(decodes) == len(episodes) * len(CAMERAS) * 2  # images and value maps, once each
+
+
 def test_default_vp9_codec_is_within_lossy_tolerance(tmp_path):
     ep = synthetic_episode(np.random.default_rng(1), 6, height=32, width=48)
     y, x = np.mgrid[0:32, 0:48]

@@ -39,12 +39,15 @@ class DatasetReader:
     """The dataset under ``root``: ``info``, ``episodes`` (a DataFrame), ``tasks``, ``stats``, frames.
 
     ``video_backend``: a backend name or instance (default: ``$AIM_VIDEO_BACKEND``, else automatic);
-    ``skip_bad``: leave out bad episodes instead of raising (see the module docstring).
+    ``skip_bad``: leave out bad episodes instead of raising (see the module docstring);
+    ``cache_videos``: decode each episode's video once, whole, and keep it in memory (small
+    datasets read many times: opening a decoder per clip cost more than a tiny model's step).
     """
 
     def __init__(self, root: str | Path, *, video_backend: str | VideoBackend | None = None,
-                 skip_bad: bool = False) -> None:
+                 skip_bad: bool = False, cache_videos: bool = False) -> None:
         self.root = Path(root)
+        self._decoded: dict[tuple[int, str], np.ndarray] | None = {} if cache_videos else None
         self.video = video_backends.video_backend(video_backend)
         self.info = fmt.read_info(self.root)
         self.fps = int(self.info["fps"])
@@ -143,8 +146,16 @@ class DatasetReader:
 
     def frames(self, episode: int, video_key: str, frame_indices: np.ndarray) -> np.ndarray:
         """(N, H, W, 3) uint8 frames of ``video_key`` at the episode's ``frame_indices``."""
+        if self._decoded is None:
+            return self._decode(episode, video_key, np.asarray(frame_indices))
+        key = (episode, video_key)
+        if key not in self._decoded:
+            self._decoded[key] = self._decode(episode, video_key, np.arange(self.episode_length(episode)))
+        return self._decoded[key][np.asarray(frame_indices)]
+
+    def _decode(self, episode: int, video_key: str, frame_indices: np.ndarray) -> np.ndarray:
         path, first = self.video_location(episode, video_key)
-        return self.video.decode(path, (first + np.asarray(frame_indices)) / self.fps, self.fps)
+        return self.video.decode(path, (first + frame_indices) / self.fps, self.fps)
 
     def video_location(self, episode: int, video_key: str) -> tuple[Path, int]:
         """The mp4 holding ``video_key`` of ``episode`` and the index of the episode's first frame in it."""

@@ -99,7 +99,7 @@ class DataConfig:
     clip_step: int = 1  # environment steps between consecutive clip starts
     normalize_actions: bool = True  # z-score actions with the dataset's meta/stats.json
     workers: int = 0  # DataLoader worker processes
-    cache_clips: bool = False  # keep decoded clips in memory (small datasets, many epochs)
+    cache_clips: bool = False  # keep decoded videos and clips in memory (small datasets, many epochs)
 
     def __post_init__(self) -> None:
         for name in ("observation_frames", "num_chunks", "frames_per_chunk", "frame_stride", "clip_step"):

@@ -78,7 +78,7 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, info: Distributed) 
     if info.is_main:
         save_config(config, run_dir / CONFIG_FILE)
     t = config.train
-    reader = DatasetReader(config.data.root)
+    reader = DatasetReader(config.data.root, cache_videos=config.data.cache_clips)
     torch.manual_seed(t.seed)  # identical initial weights on every process (FSDP shards them as built)
     bundle = build_bundle(config, reader)
     objective = StageOneObjective(bundle.model, bundle.text_encoder, bundle.structure, config.loss).to(info.device)
