@@ -35,6 +35,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     collect.add_argument("--action-space", choices=("target", "delta"), default="target",
                          help="actions as the hand's target position (default) or Meta-World's displacements")
     collect.add_argument("--max-steps", type=int, help="step limit (default: the task's own)")
+    collect.add_argument("--frame-every", type=int, default=1,
+                         help="render the views every K-th step only (train with a frame stride that is a multiple)")
     collect.add_argument("--workers", type=int, default=1)
     collect.add_argument("--no-progress", action="store_true")
     train = verbs.add_parser("train", help="Stage-I training (one process, or many under torchrun)",
@@ -114,8 +116,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _collect(args: argparse.Namespace) -> int:
     from aim.data.collect import DEFAULT_CAMERAS, CollectSettings, collect
 
-    settings = CollectSettings(tuple(args.cameras or DEFAULT_CAMERAS), args.size, args.size, args.max_steps,
-                               args.action_space)
+    try:
+        settings = CollectSettings(tuple(args.cameras or DEFAULT_CAMERAS), args.size, args.size, args.max_steps,
+                                   args.action_space, args.frame_every)
+    except ValueError as err:
+        print(f"aim collect: {err}", file=sys.stderr)
+        return 2
     report = collect(args.out, args.tasks, args.seeds, settings, workers=args.workers, progress=not args.no_progress)
     print(f"{report.written} episodes written, {report.failed} failed (dropped), {report.skipped} already present")
     return 0

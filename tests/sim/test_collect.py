@@ -87,3 +87,34 @@ def test_an_interrupted_collect_resumes_without_rewriting_finished_episodes(tmp_
         expected = synthetic_episode(np.random.default_rng(seed), 4 + seed, value_maps=False)
         np.testing.assert_array_equal(reader.episode_data(e)[fmt.ACTION], expected.actions)
     assert all((path.read_bytes(), path.stat().st_mtime_ns) == before for path, before in finished.items())
+
+
+def test_rendering_every_kth_step_repeats_rendered_rows_and_clips_start_on_them(tmp_path):
+    from aim.data import ClipDataset
+    from aim.data.canvas import CanvasLayout, ViewSlot
+    from aim.data.collect import labelled_rollout
+
+    every = CollectSettings(cameras=("corner",), height=32, width=32, frame_every=4)
+    full = CollectSettings(cameras=("corner",), height=32, width=32)
+    sparse_episode, _ = labelled_rollout("handle-press-v3", 0, every)
+    full_episode, _ = labelled_rollout("handle-press-v3", 0, full)
+    steps = np.arange(full_episode.length)
+    rendered = steps // 4 * 4
+    np.testing.assert_array_equal(sparse_episode.actions, full_episode.actions)
+    np.testing.assert_array_equal(sparse_episode.images["corner"], full_episode.images["corner"][rendered])
+    np.testing.assert_allclose(sparse_episode.value_maps["corner"], full_episode.value_maps["corner"][rendered])
+    np.testing.assert_array_equal(sparse_episode.extrinsics["corner"], full_episode.extrinsics["corner"][rendered])
+    assert not np.array_equal(full_episode.images["corner"][1], full_episode.images["corner"][0])  # the hand moves
+
+    collect(tmp_path / "ds", ["handle-press-v3"], [0], every, progress=False)
+    reader = DatasetReader(tmp_path / "ds")
+    assert reader.frame_every == 4 and reader.info["aim"]["frame_every"] == 4
+    layout = CanvasLayout(32, 32, (ViewSlot("corner", 0, 0),))
+    clips = ClipDataset(reader, 3, frame_stride=4, layout=layout)
+    assert [start for _, start in clips.index] == list(range(0, full_episode.length - 12 + 1, 4))
+    with pytest.raises(ValueError, match="frame_stride must be a multiple of 4"):
+        ClipDataset(reader, 3, frame_stride=2, layout=layout)
+    with pytest.raises(ValueError, match="rendered every 4 steps"):
+        collect(tmp_path / "ds", ["handle-press-v3"], [1], full, progress=False)
+    with pytest.raises(ValueError, match="frame_every"):
+        CollectSettings(frame_every=0)

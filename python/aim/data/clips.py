@@ -2,12 +2,15 @@
 
 A clip covers ``frames_per_clip * frame_stride`` consecutive steps of one episode (clips never
 cross episodes): frames (and value maps, extrinsics) at every ``frame_stride``-th step from the
-start, actions and proprio at every step. This lets the video run slower than the actions, as
+start, actions and proprio at every step. In a dataset whose images were rendered every k-th
+step only (``DatasetReader.frame_every``), clips start on rendered rows (every lcm(clip_step, k)
+steps) and ``frame_stride`` must be a multiple of k, so a clip never reads a repeated row. This lets the video run slower than the actions, as
 in the reference setup (spec §2: video 12.5 Hz, actions 50 Hz, ``frame_stride`` 4).
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -56,8 +59,13 @@ class ClipDataset(torch.utils.data.Dataset):
         if normalize and not all(f in self.reader.stats for f in fmt.STATS_FEATURES):
             raise ValueError(f"ClipDataset: normalize needs {self.reader.root / fmt.STATS_PATH} with "
                              f"{list(fmt.STATS_FEATURES)}")
+        every = self.reader.frame_every
+        if frame_stride % every:
+            raise ValueError(f"ClipDataset: {self.reader.root} has images rendered every {every} steps, so "
+                             f"frame_stride must be a multiple of {every}, got {frame_stride}")
+        start_step = math.lcm(clip_step, every)
         self.index = [(e, s) for e in self.reader.valid_episodes
-                      for s in range(0, self.reader.episode_length(e) - self.steps + 1, clip_step)]
+                      for s in range(0, self.reader.episode_length(e) - self.steps + 1, start_step)]
 
     def _default_layout(self) -> CanvasLayout:
         """The paper's head-and-wrists packing when the dataset has exactly those three cameras."""

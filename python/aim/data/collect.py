@@ -36,16 +36,22 @@ MOVED = 0.005  # metres: a touched body that moves less than this is scenery, no
 
 @dataclass(frozen=True)
 class CollectSettings:
-    """What every episode shares: views, resolution, the step limit (None: the task's own) and
-    the action space."""
+    """What every episode shares: views, resolution, the step limit (None: the task's own), the
+    action space, and how often the views are rendered: ``frame_every`` k renders every k-th step
+    and repeats that row's images, value maps and extrinsics until the next (k times less
+    rendering, which bounds collection; training at a frame stride that is a multiple of k never
+    reads a repeated row)."""
 
     cameras: tuple[str, ...] = DEFAULT_CAMERAS
     height: int = 128
     width: int = 128
     max_steps: int | None = None
     action_space: str = "target"
+    frame_every: int = 1
 
     def __post_init__(self) -> None:
+        if self.frame_every < 1:
+            raise ValueError(f"CollectSettings.frame_every must be >= 1, got {self.frame_every}")
         if self.action_space not in ACTION_SPACES:
             raise ValueError(f"CollectSettings.action_space must be one of {sorted(ACTION_SPACES)}, "
                              f"got {self.action_space!r}")
@@ -72,7 +78,8 @@ def collect(root: str | Path, tasks: list[str], seeds: list[int], settings: Coll
     jobs = [(task, seed, settings) for task in tasks for seed in seeds if (task, seed) not in done]
     written = failed = 0
     pool = multiprocessing.get_context("spawn").Pool(workers) if workers > 1 else contextlib.nullcontext()
-    with DatasetWriter(root, FPS, mode="append", robot_type="sawyer") as writer, pool:
+    with DatasetWriter(root, FPS, mode="append", robot_type="sawyer", frame_every=settings.frame_every) as writer, \
+            pool:
         # imap keeps the job order, so the dataset's episode order does not depend on the workers.
         results = pool.imap(_rollout_job, jobs) if workers > 1 else map(_rollout_job, jobs)
         for episode in _progress(results, len(jobs), progress):
@@ -104,10 +111,12 @@ def labelled_rollout(task: str, seed: int, settings: CollectSettings) -> tuple[E
     extrinsics = {c: [] for c in env.cameras}
     actions, proprio, contacts = [], [], []
     tracks: dict[str, list[np.ndarray]] = {}  # bodies a finger pad touched -> positions since then
-    for _ in range(settings.max_steps or env.max_steps):
-        for camera, image in env.render().items():
+    for step in range(settings.max_steps or env.max_steps):
+        if step % settings.frame_every == 0:
+            views, view_extrinsics = env.render(), env.extrinsics()
+        for camera, image in views.items():
             images[camera].append(image)
-        for camera, matrix in env.extrinsics().items():
+        for camera, matrix in view_extrinsics.items():
             extrinsics[camera].append(matrix)
         action = expert(observation)
         proprio.append(observation[:PROPRIO_DIM])
@@ -133,10 +142,14 @@ def labelled_rollout(task: str, seed: int, settings: CollectSettings) -> tuple[E
     points, mask = points_per_frame(events, len(actions))
     extrinsics = {c: np.stack(m) for c, m in extrinsics.items()}
     intrinsics = env.intrinsics()
+    rendered = slice(None, None, settings.frame_every)
+    labels = render_labels(points[rendered], mask[rendered], intrinsics, {c: m[rendered] for c, m in extrinsics.items()},
+                           settings.height, settings.width)
+    repeat = np.arange(len(actions)) // settings.frame_every  # a repeated row shows its rendered row's label
     episode = Episode(
         task=task, instruction=instruction(task),
         images={c: np.stack(v) for c, v in images.items()},
-        value_maps=render_labels(points, mask, intrinsics, extrinsics, settings.height, settings.width),
+        value_maps={c: heat[repeat] for c, heat in labels.items()},
         actions=np.stack(actions).astype(np.float32), proprio=np.stack(proprio).astype(np.float32),
         intrinsics=intrinsics, extrinsics=extrinsics, seed=seed, action_names=ACTION_SPACES[settings.action_space],
     )

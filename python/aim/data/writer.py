@@ -40,18 +40,24 @@ class DatasetWriter:
     existing dataset; cameras, shapes and fps must match). ``meta_every`` rewrites the metadata
     after that many episodes (1: after every episode, the safest; larger: fewer rewrites).
     ``episodes_per_video_file`` and ``video_file_mb`` limit how many episodes share an mp4.
+    ``frame_every`` k > 1 records that the images were rendered every k-th step only, the rows in
+    between repeating the last rendered row's images, value maps and extrinsics (``meta/info.json``,
+    ``aim.frame_every``; readers start clips on rendered rows only).
     """
 
     def __init__(self, root: str | Path, fps: int, *, mode: str = "create", codec: VideoCodec | None = None,
                  robot_type: str = "unknown", meta_every: int = 1, episodes_per_video_file: int = 20,
-                 video_file_mb: float = 100.0) -> None:
+                 video_file_mb: float = 100.0, frame_every: int = 1) -> None:
         if mode not in MODES:
             raise ValueError(f"DatasetWriter: mode must be one of {MODES}, got {mode!r}")
+        if frame_every < 1:
+            raise ValueError(f"DatasetWriter: frame_every must be >= 1, got {frame_every}")
         if episodes_per_video_file < 1 or video_file_mb <= 0:
             raise ValueError(f"DatasetWriter: episodes_per_video_file must be >= 1 and video_file_mb > 0, got "
                              f"{episodes_per_video_file} and {video_file_mb}")
         self.root = Path(root)
         self.fps = int(fps)
+        self.frame_every = int(frame_every)
         self.codec = codec or VideoCodec()
         self.robot_type = robot_type
         self.meta_every = max(1, int(meta_every))
@@ -88,6 +94,10 @@ class DatasetWriter:
         info = fmt.read_info(self.root)
         if int(info["fps"]) != self.fps:
             raise ValueError(f"{self.root / fmt.INFO_PATH}: fps {info['fps']} differs from the writer's {self.fps}")
+        existing_every = int(info.get("aim", {}).get("frame_every", 1))
+        if existing_every != self.frame_every:
+            raise ValueError(f"{self.root / fmt.INFO_PATH}: images rendered every {existing_every} steps, but the "
+                             f"writer renders every {self.frame_every}")
         self._features = info["features"]
         self._cameras = list(info.get("aim", {}).get("cameras", []))
         tasks = pd.read_parquet(self.root / fmt.TASKS_PATH)
@@ -252,6 +262,7 @@ class DatasetWriter:
             "video_path": fmt.VIDEO_PATH,
             "features": self._features,
             "aim": {"cameras": self._cameras,
+                    "frame_every": self.frame_every,
                     "value_maps": "grey uint8 = round(255 * heat), heat in [0, 1], replicated to RGB",
                     "extrinsics": "world-to-camera, OpenCV axes, 4x4 row-major per frame",
                     "intrinsics": "pixels, 3x3 row-major per episode (episodes table)"},

@@ -51,6 +51,7 @@ class DemoSettings:
     train_episodes: int = 16  # expert episodes per task (seeds 0 .. n-1)
     eval_episodes: int = 10  # closed-loop episodes per task (held-out seeds)
     image_size: int = 32  # rendered view side, pixels (the model sees the preset's 16-pixel views)
+    frame_every: int = 4  # views rendered every 4th step: the preset's frame stride, a quarter of the rendering
     train_steps: int = 600
     variants: tuple[str, ...] = tuple(VARIANTS)
     eval_max_steps: int = 160  # about twice the slowest expert's episode
@@ -101,7 +102,8 @@ def run_demo(out_dir: str | Path, settings: DemoSettings = DemoSettings(), progr
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     seconds: dict[str, float] = {}
-    collect_settings = CollectSettings(height=settings.image_size, width=settings.image_size)
+    collect_settings = CollectSettings(height=settings.image_size, width=settings.image_size,
+                                       frame_every=settings.frame_every)
     with _timed(seconds, "collect"):
         _say(progress, f"[1/4] collecting {settings.train_episodes} expert episodes per task, and one held-out "
                        "episode per task for the report's predictions")
