@@ -27,9 +27,12 @@ from aim.train import load_config, train
 from aim.train.checkpoint import checkpoint_dir, latest_checkpoint
 from aim.train.monitor import read_metrics
 
-# Short Meta-World tasks whose object position changes with the seed (the policy must look), and
-# whose scripted experts succeed in 36-80 steps (measured on seeds 0-2).
-DEMO_TASKS = ("handle-press-v3", "button-press-topdown-v3", "drawer-close-v3")
+# Short Meta-World tasks whose object position changes with the seed (the policy must look: 19 cm
+# across seeds along x), and whose scripted experts succeed in 29-80 steps. button-press-topdown-v3
+# (a 2 cm button pressed from above) was never solved by the tiny model at this budget in ten
+# tuning runs (benchmarks/RESULTS.md), so coffee-button-v3 (a button pressed from the front) took
+# its place.
+DEMO_TASKS = ("handle-press-v3", "drawer-close-v3", "coffee-button-v3")
 
 # Variant name -> training-config overrides (everything else is shared).
 VARIANTS: dict[str, tuple[str, ...]] = {
@@ -48,11 +51,11 @@ class DemoSettings:
     records how long they take and what they reach)."""
 
     tasks: tuple[str, ...] = DEMO_TASKS
-    train_episodes: int = 16  # expert episodes per task (seeds 0 .. n-1)
+    train_episodes: int = 64  # expert episodes per task (seeds 0 .. n-1)
     eval_episodes: int = 10  # closed-loop episodes per task (held-out seeds)
     image_size: int = 32  # rendered view side, pixels (the model sees the preset's 16-pixel views)
     frame_every: int = 4  # views rendered every 4th step: the preset's frame stride, a quarter of the rendering
-    train_steps: int = 600
+    train_steps: int = 1200
     variants: tuple[str, ...] = tuple(VARIANTS)
     eval_max_steps: int = 160  # about twice the slowest expert's episode
     sampler: SamplerConfig = SamplerConfig(video_steps=4, guidance_scale=1.0, action_steps=8)
