@@ -2,10 +2,11 @@
 
 A clip covers ``frames_per_clip * frame_stride`` consecutive steps of one episode (clips never
 cross episodes): frames (and value maps, extrinsics) at every ``frame_stride``-th step from the
-start, actions and proprio at every step. In a dataset whose images were rendered every k-th
-step only (``DatasetReader.frame_every``), clips start on rendered rows (every lcm(clip_step, k)
-steps) and ``frame_stride`` must be a multiple of k, so a clip never reads a repeated row. This lets the video run slower than the actions, as
-in the reference setup (spec §2: video 12.5 Hz, actions 50 Hz, ``frame_stride`` 4).
+start, actions and proprio at every step. This lets the video run slower than the actions, as
+in the reference setup (spec §2: video 12.5 Hz, actions 50 Hz, ``frame_stride`` 4). In a dataset
+whose images were rendered every k-th step only (``DatasetReader.frame_every``), clips start on
+rendered rows (every lcm(clip_step, k) steps) and ``frame_stride`` must be a multiple of k, so a
+clip never reads a repeated row.
 """
 
 from __future__ import annotations

@@ -99,6 +99,12 @@ def write_json_atomic(path: Path, value: Any) -> None:
     os.replace(tmp, path)
 
 
+def frame_every(info: dict) -> int:
+    """How many steps apart the images of a dataset with ``info`` (meta/info.json) were rendered;
+    rows in between repeat the last rendered one (1 for datasets that do not say)."""
+    return int(info.get("aim", {}).get("frame_every", 1))
+
+
 def read_info(root: Path) -> dict:
     """``meta/info.json``, checked for the format version and the fields the reader relies on."""
     path = root / INFO_PATH

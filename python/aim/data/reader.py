@@ -51,8 +51,7 @@ class DatasetReader:
         self.video = video_backends.video_backend(video_backend)
         self.info = fmt.read_info(self.root)
         self.fps = int(self.info["fps"])
-        # Images rendered every frame_every-th step; rows in between repeat the last rendered one.
-        self.frame_every = int(self.info.get("aim", {}).get("frame_every", 1))
+        self.frame_every = fmt.frame_every(self.info)
         features = self.info["features"]
         self.cameras = [k[len(IMAGE_PREFIX):] for k in features if k.startswith(IMAGE_PREFIX)]
         self.has_value_maps = all(fmt.value_map_key(c) in features for c in self.cameras) and bool(self.cameras)

@@ -94,7 +94,7 @@ class DatasetWriter:
         info = fmt.read_info(self.root)
         if int(info["fps"]) != self.fps:
             raise ValueError(f"{self.root / fmt.INFO_PATH}: fps {info['fps']} differs from the writer's {self.fps}")
-        existing_every = int(info.get("aim", {}).get("frame_every", 1))
+        existing_every = fmt.frame_every(info)
         if existing_every != self.frame_every:
             raise ValueError(f"{self.root / fmt.INFO_PATH}: images rendered every {existing_every} steps, but the "
                              f"writer renders every {self.frame_every}")

@@ -96,7 +96,7 @@ class Rollout:
             self._executed.append(executed_actions)
         else:
             self._frames = latents
-        self._frames = self._frames[:, :, -(s.observation_frames + (s.num_chunks - 1) * s.frames_per_chunk):]
+        self._frames = self._frames[:, :, -s.chunk_start(s.num_chunks - 1):]
         self._executed = self._executed[-(s.num_chunks - 1):] if s.num_chunks > 1 else []
         groups = [self._doubled(g) for g in self._window_groups()]
         slid = self.episode_chunk >= s.num_chunks
@@ -110,15 +110,12 @@ class Rollout:
 
     def _window_groups(self) -> list[StreamGroup]:
         """The clean history (O, A per chunk) of the window, laid out as a training clip's."""
-        s = self.structure
-        chunks = len(self._executed) + 1
-        frames, first = self._frames, s.observation_frames
-        zeros = frames.new_zeros(frames.shape[0], first)
-        groups = [observation_group(s, 0, frames[:, :, :first], zeros)]
-        for c in range(1, chunks):
-            lo, hi = first + (c - 1) * s.frames_per_chunk, first + c * s.frames_per_chunk
+        s, frames, groups = self.structure, self._frames, []
+        for c in range(len(self._executed) + 1):
+            lo, hi = (0 if c == 0 else s.chunk_start(c - 1)), s.chunk_start(c)
             groups.append(observation_group(s, c, frames[:, :, lo:hi], frames.new_zeros(frames.shape[0], hi - lo)))
-            groups.append(executed_action_group(s, c, self._executed[c - 1]))
+            if c > 0:
+                groups.append(executed_action_group(s, c, self._executed[c - 1]))
         return groups
 
     def _doubled(self, g: StreamGroup) -> StreamGroup:
