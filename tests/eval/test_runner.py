@@ -9,10 +9,12 @@ import pytest
 from aim.eval.results import SCHEMA, results_table, summarise, write_results
 from aim.eval.runner import EvalSettings, evaluate
 from aim.eval.seeds import EVAL_SEED_OFFSET, eval_seeds
+from aim.eval.workers import WorkerStartError
 from aim.model.sampler import SamplerConfig
+from aim.train.bundle import WEIGHTS_FILE
 from PIL import Image
 
-from .helpers import TASKS, PointSuite, tiny_bundle
+from .helpers import TASKS, PointSuite, save_bundle, tiny_bundle
 
 SETTINGS = EvalSettings(tasks=tuple(TASKS), episodes=3, sampler=SamplerConfig(video_steps=2, guidance_scale=2.0,
                         action_steps=2), max_steps=16, videos_per_task=1)
@@ -101,3 +103,11 @@ def test_settings_are_checked():
         EvalSettings(tasks=("reach",), episodes=0)
     with pytest.raises(ValueError, match="video_format"):
         EvalSettings(tasks=("reach",), episodes=1, video_format="avi")
+
+
+def test_a_worker_that_cannot_start_raises_instead_of_hanging(tmp_path):
+    checkpoint = tmp_path / "checkpoint"
+    save_bundle(tiny_bundle(), checkpoint)
+    (checkpoint / WEIGHTS_FILE).write_bytes(b"not a safetensors file")
+    with pytest.raises(WorkerStartError, match="could not start"):
+        evaluate(checkpoint, SETTINGS, tmp_path / "eval", PointSuite(), workers=2, progress=False)

@@ -6,7 +6,8 @@ Map (one job per module):
 * ``observation`` — :class:`Observation` (views + calibration) and its training-identical canvas
 * ``suite``, ``metaworld_suite`` — what a simulator benchmark supplies; Meta-World's
 * ``episode``     — one closed-loop episode (and its rollout video)
-* ``runner``      — many tasks and held-out seeds (``seeds``) in parallel workers
+* ``runner``      — many tasks and held-out seeds (``seeds``) in parallel workers (``workers``: a
+  process pool that raises a worker's start error instead of hanging; Stage II uses it too)
 * ``statistics``, ``results`` — Wilson intervals, latency quantiles, results JSON and table
 * ``overlay``, ``videos`` — predicted value maps and end-effector targets drawn on the frames; GIF/MP4
 * ``robotwin``    — RoboTwin's deploy-policy functions and the ``policy/AIM`` folder writer

@@ -10,8 +10,6 @@ episodes of every task are recorded.
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +20,7 @@ from aim.eval.policy import AIMPolicy
 from aim.eval.seeds import eval_seeds
 from aim.eval.suite import Suite
 from aim.eval.videos import VIDEO_FORMATS
+from aim.eval.workers import WorkerPool
 from aim.model.sampler import SamplerConfig
 
 
@@ -72,16 +71,9 @@ def evaluate(bundle, settings: EvalSettings, out_dir: str | Path, suite: Suite |
     if workers == 1:
         _start_worker(*context, threads=None)
         return list(_progress(map(_run_job, jobs), len(jobs), progress))
-    with spawn_workers(workers, _start_worker, context) as pool:
+    with WorkerPool(workers, _start_worker, context) as pool:
         # imap keeps the job order, so results line up with jobs whatever the scheduling.
         return list(_progress(pool.imap(_run_job, jobs), len(jobs), progress))
-
-
-def spawn_workers(workers: int, initializer, context: tuple) -> multiprocessing.pool.Pool:
-    """A pool of ``workers`` spawned processes sharing the CPU, each started as
-    ``initializer(*context, threads)`` with threads = cores / workers (Stage II rollouts too)."""
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    return multiprocessing.get_context("spawn").Pool(workers, initializer, (*context, threads))
 
 
 def worker_policy(bundle, sampler: SamplerConfig, seed: int, device: str, threads: int | None) -> AIMPolicy:

@@ -23,8 +23,9 @@ from typing import Self
 import torch
 
 from aim.eval.policy import AIMPolicy, seeded_generator
-from aim.eval.runner import spawn_workers, worker_policy
+from aim.eval.runner import worker_policy
 from aim.eval.suite import Suite
+from aim.eval.workers import WorkerPool
 from aim.model.sampler import SamplerConfig, sigma_schedule
 from aim.rl.episode import RLEpisode, run_rl_episode
 from aim.rl.sde import SDESchedule
@@ -73,7 +74,7 @@ class GroupRollouts:
             self.pool = None
             _start_worker(*context, threads=None)
         else:
-            self.pool = spawn_workers(workers, _start_worker, context)
+            self.pool = WorkerPool(workers, _start_worker, context)
 
     def run(self, groups: Sequence[tuple[str, int]], group_size: int, weights: dict[str, Tensor],
             version: int) -> list[list[RLEpisode]]:
@@ -91,7 +92,6 @@ class GroupRollouts:
     def close(self) -> None:
         if self.pool is not None:
             self.pool.close()
-            self.pool.join()
             self.pool = None
 
     def __enter__(self) -> Self:
@@ -100,7 +100,6 @@ class GroupRollouts:
     def __exit__(self, *exc) -> None:
         if self.pool is not None:
             self.pool.terminate()
-            self.pool.join()
             self.pool = None
 
 
