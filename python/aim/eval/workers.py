@@ -16,7 +16,8 @@ from typing import Any, Self
 
 
 class WorkerStartError(RuntimeError):
-    """A worker process could not start (its initializer raised); the cause is chained."""
+    """A worker process could not start (its initializer raised); the message names that error
+    (its traceback stays in the worker: exceptions cross processes without their cause)."""
 
 
 class WorkerPool:
