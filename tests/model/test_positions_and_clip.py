@@ -21,9 +21,8 @@ def test_rotary_scores_depend_only_on_relative_position():
     q, k = torch.randn(1, 1, 1, 16), torch.randn(1, 1, 1, 16)
 
     def score(pq, pk):
-        cq, sq = rope(torch.tensor([pq], dtype=torch.float64))
-        ck, sk = rope(torch.tensor([pk], dtype=torch.float64))
-        return float((apply_rotary(q, cq, sq) * apply_rotary(k, ck, sk)).sum())
+        rq, rk = rope(torch.tensor([pq], dtype=torch.float64)), rope(torch.tensor([pk], dtype=torch.float64))
+        return float((apply_rotary(q, rq) * apply_rotary(k, rk)).sum())
 
     assert abs(score([3, 1, 2], [1, 0, 0]) - score([7, 4, 5], [5, 3, 3])) < 1e-4
     assert abs(score([3, 1, 2], [1, 0, 0]) - score([3, 1, 2], [2, 0, 0])) > 1e-4
@@ -31,10 +30,21 @@ def test_rotary_scores_depend_only_on_relative_position():
 
 def test_action_tokens_rotate_time_band_only():
     rope = RotaryEmbedding(head_dim=24)  # bands: time 8, height 8, width 8 -> 4 + 4 + 4 pairs
-    cos, sin = rope(time_positions(3, start=2.0, step=0.5))
-    assert torch.equal(cos[:, 4:], torch.ones_like(cos[:, 4:])) and torch.equal(sin[:, 4:], torch.zeros_like(sin[:, 4:]))
+    rotations = rope(time_positions(3, start=2.0, step=0.5))
+    assert torch.equal(rotations[:, 4:], torch.ones_like(rotations[:, 4:]))
     expected_time = torch.tensor([2.0, 2.5, 3.0])
-    torch.testing.assert_close(torch.atan2(sin[:, 0], cos[:, 0]), expected_time)
+    torch.testing.assert_close(rotations[:, 0].angle(), expected_time)
+
+
+def test_rotation_turns_each_pair_of_channels():
+    """apply_rotary turns (x[2i], x[2i+1]) by the pair's angle, as the real 2x2 rotation would."""
+    x = torch.randn(2, 5, 3, 12)
+    angles = torch.rand(5, 6) * 6.0
+    rotated = apply_rotary(x, torch.polar(torch.ones_like(angles), angles))
+    cos, sin = angles.cos()[:, None], angles.sin()[:, None]
+    x1, x2 = x[..., 0::2], x[..., 1::2]
+    torch.testing.assert_close(rotated[..., 0::2], x1 * cos - x2 * sin)
+    torch.testing.assert_close(rotated[..., 1::2], x1 * sin + x2 * cos)
 
 
 def test_clip_groups_match_the_ops_teacher_forcing_clip():
@@ -56,4 +66,10 @@ def test_clip_groups_match_the_ops_teacher_forcing_clip():
     keep = torch.ones(len(reference), dtype=torch.bool)
     keep[4:8] = False
     expected = AttentionLayout.from_tokens(reference).to_dense()[keep][:, keep]
-    assert torch.equal(ours, expected)
+    # The model's attention lists the tokens branch by branch (video and value, then actions).
+    sizes = [model._num_tokens(g) for g in groups]
+    starts = [sum(sizes[:i]) for i in range(len(groups))]
+    ordered = sorted(range(len(groups)), key=lambda i: (groups[i].stream == "action", i))
+    attention_order = torch.cat([torch.arange(starts[i], starts[i] + sizes[i]) for i in ordered])
+    assert not torch.equal(attention_order, torch.arange(len(attention_order)))
+    assert torch.equal(ours, expected[attention_order][:, attention_order])

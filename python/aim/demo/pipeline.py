@@ -60,7 +60,9 @@ class DemoSettings:
     train_steps: int = 1200
     variants: tuple[str, ...] = tuple(VARIANTS)
     eval_max_steps: int = 160  # about twice the slowest expert's episode
-    sampler: SamplerConfig = SamplerConfig(video_steps=4, guidance_scale=1.0, action_steps=8)
+    # 4 action steps act as well as 8 (the three variants, three training seeds: benchmarks/RESULTS.md,
+    # seventh session) in 10 forwards per chunk instead of 14.
+    sampler: SamplerConfig = SamplerConfig(video_steps=4, guidance_scale=1.0, action_steps=4)
     workers: int = 2  # processes collecting and evaluating (training runs one process per variant)
     overrides: tuple[str, ...] = field(default=())  # extra training-config overrides for every variant
     rl_iterations: int = 0  # Stage II iterations on the aim variant (0: no RL stage)

@@ -93,12 +93,12 @@ class BranchLayer(nn.Module):
         """per_token (B, N, 6, D) -> shift, scale, gate (attention), shift, scale, gate (FFN), each (B, N, D)."""
         return tuple((self.scale_shift_table[None] + per_token.float()).unbind(2))
 
-    def attention_inputs(self, x: Tensor, mod: tuple[Tensor, ...], rope: tuple[Tensor, Tensor]):
+    def attention_inputs(self, x: Tensor, mod: tuple[Tensor, ...], rope: Tensor):
         """q, k, v (B, N, heads, hd) of this branch's tokens, RoPE applied to q and k."""
         shift, scale = mod[0], mod[1]
         h = (self.norm1(x) * (1 + scale) + shift).type_as(x)
         q, k, v = self.self_attn.qkv(h, h)
-        return apply_rotary(q, *rope), apply_rotary(k, *rope), v
+        return apply_rotary(q, rope), apply_rotary(k, rope), v
 
     def finish(self, x: Tensor, attn_out: Tensor, mod: tuple[Tensor, ...], text: Tensor | None) -> Tensor:
         """Residual updates after the shared attention: gated attention output, cross-attention, FFN."""
@@ -121,17 +121,16 @@ class MoTBlock(nn.Module):
         self,
         hidden: dict[str, Tensor],
         modulation: dict[str, Tensor],
-        rope: dict[str, tuple[Tensor, Tensor]],
+        rope: dict[str, Tensor],
         text: Tensor | None,
-        order: Tensor,
         attend: Attend,
     ) -> dict[str, Tensor]:
-        """hidden[b] (B, N_b, D_b) per branch b; ``order`` (N,) picks, for every sequence position,
-        its row in the branch-concatenated tokens (branches in ``hidden``'s order)."""
+        """hidden[b] (B, N_b, D_b) per branch b; ``attend`` takes the branches' tokens concatenated
+        in ``hidden``'s order."""
         names = list(hidden)
         mods = {b: self.branches[b].modulation(modulation[b]) for b in names}
         qkv = [self.branches[b].attention_inputs(hidden[b], mods[b], rope[b]) for b in names]
-        q, k, v = (torch.cat([t[i] for t in qkv], dim=1)[:, order] for i in range(3))
-        out = attend(q, k, v)[:, torch.argsort(order)]
+        q, k, v = (torch.cat([t[i] for t in qkv], dim=1) for i in range(3))
+        out = attend(q, k, v)
         pieces = out.split([hidden[b].shape[1] for b in names], dim=1)
         return {b: self.branches[b].finish(hidden[b], piece, mods[b], text) for b, piece in zip(names, pieces)}

@@ -23,25 +23,23 @@ class RotaryEmbedding(nn.Module):
         self.band_sizes = (head_dim - 2 * spatial, spatial, spatial)
         self.theta = theta
 
-    def forward(self, positions: Tensor) -> tuple[Tensor, Tensor]:
-        """positions (N, 3) float (t, h, w) -> cos, sin of shape (N, head_dim / 2), float32."""
+    def forward(self, positions: Tensor) -> Tensor:
+        """positions (N, 3) float (t, h, w) -> the rotations exp(i * angle), (N, head_dim / 2) complex64."""
         angles = []
         for axis, size in enumerate(self.band_sizes):
             exponents = torch.arange(0, size, 2, dtype=torch.float64, device=positions.device)[: size // 2] / size
             inv_freq = 1.0 / self.theta**exponents
             angles.append(positions[:, axis, None].double() * inv_freq)
         angles = torch.cat(angles, dim=-1)
-        return torch.cos(angles).float(), torch.sin(angles).float()
+        return torch.polar(torch.ones_like(angles), angles).to(torch.complex64)
 
 
-def apply_rotary(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """Rotates consecutive pairs (x[2i], x[2i+1]) of x (B, N, heads, head_dim) by the angles
-    given as cos, sin (N, head_dim / 2)."""
-    pairs = x.float().unflatten(-1, (-1, 2))
-    x1, x2 = pairs[..., 0], pairs[..., 1]
-    cos, sin = cos[:, None], sin[:, None]
-    rotated = torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
-    return rotated.flatten(-2).type_as(x)
+def apply_rotary(x: Tensor, rotations: Tensor) -> Tensor:
+    """Rotates consecutive pairs (x[2i], x[2i+1]) of x (B, N, heads, head_dim), read as the
+    complex numbers x[2i] + i x[2i+1], by ``rotations`` (N, head_dim / 2) complex: one complex
+    product instead of four real ones and a stack (a tenth of a tiny model's step otherwise)."""
+    pairs = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)).contiguous())
+    return torch.view_as_real(pairs * rotations[:, None]).flatten(-2).type_as(x)
 
 
 def grid_positions(frames: int, height: int, width: int, start: float, device=None) -> Tensor:

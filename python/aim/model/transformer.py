@@ -29,6 +29,7 @@ from aim.ops import AttentionLayout, GroupRule, TokenGroup, TokenSequence, atten
 Tensor = torch.Tensor
 AttentionFn = Callable[[Tensor, Tensor, Tensor, AttentionLayout], Tensor]
 _LAYOUT_CACHE_SIZE = 32
+BRANCHES = ("video", "value", "action")  # the order in which blocks concatenate the branches' tokens
 
 
 class AIMTransformer(nn.Module):
@@ -102,7 +103,6 @@ class AIMTransformer(nn.Module):
         """
         self._check_inputs(groups, text)
         tokens, temb, modulation, positions, rows = self._embed(groups)
-        order = torch.cat(rows).to(text.device)
         rope = {b: self.rope(p.to(text.device)) for b, p in positions.items()}
         text_tokens = self.text_embedder(text)
         if cache is None:
@@ -115,7 +115,7 @@ class AIMTransformer(nn.Module):
             attend_of = cached.layer
         hidden = tokens
         for i, block in enumerate(self.blocks):
-            args = (hidden, modulation, rope, text_tokens, order, attend_of(i))
+            args = (hidden, modulation, rope, text_tokens, attend_of(i))
             if self.gradient_checkpointing and torch.is_grad_enabled():
                 hidden = checkpoint(block, *args, use_reentrant=False)
             else:
@@ -146,7 +146,7 @@ class AIMTransformer(nn.Module):
             e, m = self.time_embeddings[g.stream](t)
             per_branch.setdefault(branch, []).append((x, e.to(x.dtype), m, pos))
             placed.append((branch, len(per_branch[branch]) - 1))
-        names = [b for b in ("video", "value", "action") if b in per_branch]
+        names = [b for b in BRANCHES if b in per_branch]
         tokens = {b: torch.cat([p[0] for p in per_branch[b]], 1) for b in names}
         temb = {b: torch.cat([p[1] for p in per_branch[b]], 1) for b in names}
         modulation = {b: torch.cat([p[2] for p in per_branch[b]], 1) for b in names}
@@ -199,7 +199,13 @@ class AIMTransformer(nn.Module):
         return self._layouts[key]
 
     def _token_groups(self, groups: Sequence[StreamGroup]) -> list[TokenGroup]:
-        return [TokenGroup(g.kind, self._num_tokens(g), g.chunk) for g in groups]
+        """The groups in the order the shared attention sees their tokens: branch by branch (as the
+        blocks concatenate them), in input order within a branch. Visibility depends on the
+        groups' kinds and chunks, never on where they sit, so this order computes the same
+        attention as the input order without permuting the tokens of every layer."""
+        rank = {b: i for i, b in enumerate(BRANCHES)}
+        ordered = sorted(range(len(groups)), key=lambda i: (rank[self.branch_of(groups[i].stream)], i))
+        return [TokenGroup(groups[i].kind, self._num_tokens(groups[i]), groups[i].chunk) for i in ordered]
 
     def _num_tokens(self, g: StreamGroup) -> int:
         return math.prod(self._grid(g)) if g.is_video_like else g.data.shape[1]

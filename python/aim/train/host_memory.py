@@ -1,0 +1,33 @@
+"""Keep freed memory in the heap of a process that trains on the CPU (glibc's allocator only).
+
+A CPU training step allocates and frees the same large activations every step. glibc serves
+blocks above its mmap threshold with fresh mappings and hands freed heap tops back to the system,
+so each step page-faults its activations in again: for the tiny demo model three quarters of the
+step's page faults, and about a tenth of its time (benchmarks/RESULTS.md, seventh session).
+Pinning the mmap threshold at glibc's maximum and never trimming keeps those blocks for reuse;
+the process's resident memory then stays at its peak instead of shrinking between steps.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import sys
+
+M_TRIM_THRESHOLD = -1  # glibc's mallopt parameter numbers (malloc.h)
+M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD_MAX = 32 << 20  # glibc's ceiling for M_MMAP_THRESHOLD on 64-bit systems
+NEVER_TRIM = 2**31 - 1
+
+
+def retain_freed_memory() -> bool:
+    """Sets this process's allocator to keep freed memory; False where that is not possible
+    (not Linux, or a C library without glibc's ``mallopt``), which leaves everything unchanged."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX) == 1 and mallopt(M_TRIM_THRESHOLD, NEVER_TRIM) == 1
