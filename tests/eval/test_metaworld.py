@@ -57,6 +57,21 @@ def test_a_run_is_evaluated_in_the_action_space_of_its_data(tmp_path):
         assert suite_for_run(bundle).action_space == space
 
 
+def test_a_run_is_evaluated_rendering_as_its_data_was_rendered(tmp_path):
+    from aim.eval.metaworld_suite import suite_for_run
+
+    bundle = _bundle()
+    assert suite_for_run(bundle).multisample is None  # data that kept the simulator's anti-aliasing
+    bundle.render = {"multisample": 0}
+    save_bundle(bundle, tmp_path / "run")
+    suite = suite_for_run(tmp_path / "run")
+    assert suite.multisample == 0 and suite_for_run(bundle).multisample == 0
+    assert suite.make(TASK, ("corner",), (16, 16)).multisample == 0
+    from aim.train.bundle import load_bundle
+
+    assert load_bundle(tmp_path / "run").render == {"multisample": 0}
+
+
 def test_short_episode_with_video(tmp_path):
     bundle = _bundle()
     policy = AIMPolicy(bundle, SAMPLER)

@@ -118,3 +118,18 @@ def test_rendering_every_kth_step_repeats_rendered_rows_and_clips_start_on_them(
         collect(tmp_path / "ds", ["handle-press-v3"], [1], full, progress=False)
     with pytest.raises(ValueError, match="frame_every"):
         CollectSettings(frame_every=0)
+
+
+def test_anti_aliasing_is_chosen_recorded_and_kept_on_append(tmp_path):
+    plain = CollectSettings(cameras=("corner",), height=32, width=32, multisample=0)
+    collect(tmp_path / "ds", ["reach-v3"], [0], plain, progress=False)
+    reader = DatasetReader(tmp_path / "ds")
+    assert fmt.render_settings(reader.info) == {"multisample": 0}
+    with pytest.raises(ValueError, match="views rendered with {'multisample': 0}, but the writer's episodes"):
+        collect(tmp_path / "ds", ["reach-v3"], [1], CollectSettings(cameras=("corner",), height=32, width=32),
+                progress=False)
+    collect(tmp_path / "default", ["reach-v3"], [0], CollectSettings(cameras=("corner",), height=32, width=32),
+            progress=False)
+    assert fmt.render_settings(DatasetReader(tmp_path / "default").info) == {}  # the simulator's own
+    with pytest.raises(ValueError, match="multisample must be None or 0..16"):
+        CollectSettings(multisample=-1)

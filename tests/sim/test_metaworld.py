@@ -35,6 +35,19 @@ def test_same_seed_same_episode(env):
     assert not np.array_equal(env.reset(seed=4), first)
 
 
+def test_multisample_sets_the_anti_aliasing_of_the_views():
+    smooth = MetaWorldEnv("drawer-close-v3", ("corner",), height=32, width=32)
+    jagged = MetaWorldEnv("drawer-close-v3", ("corner",), height=32, width=32, multisample=0)
+    assert (smooth.multisample, jagged.multisample) == (4, 0)  # Meta-World's own, and none
+    smooth.reset(seed=2), jagged.reset(seed=2)
+    a, b = smooth.render()["corner"].astype(int), jagged.render()["corner"].astype(int)
+    assert a.std() > 0 and b.std() > 0
+    assert 0 < np.abs(a - b).mean() < 20  # the same scene, with other edges
+    smooth.close(), jagged.close()
+    with pytest.raises(ValueError, match="multisample must be None or 0..16"):
+        MetaWorldEnv("drawer-close-v3", ("corner",), 16, 16, multisample=17)
+
+
 WRIST = "behindGripper"
 # The expert closes the gripper on the object from about step 24; from then on the wrist view's
 # gripper pixels around the tool centre differed between otherwise identical runs (1 run in 8

@@ -40,7 +40,8 @@ class CollectSettings:
     action space, and how often the views are rendered: ``frame_every`` k renders every k-th step
     and repeats that row's images, value maps and extrinsics until the next (k times less
     rendering, which bounds collection; training at a frame stride that is a multiple of k never
-    reads a repeated row)."""
+    reads a repeated row). ``multisample``: anti-aliasing samples per pixel (None: Meta-World's
+    own; see ``MetaWorldEnv``), recorded in the dataset."""
 
     cameras: tuple[str, ...] = DEFAULT_CAMERAS
     height: int = 128
@@ -48,10 +49,13 @@ class CollectSettings:
     max_steps: int | None = None
     action_space: str = "target"
     frame_every: int = 1
+    multisample: int | None = None
 
     def __post_init__(self) -> None:
         if self.frame_every < 1:
             raise ValueError(f"CollectSettings.frame_every must be >= 1, got {self.frame_every}")
+        if self.multisample is not None and not 0 <= self.multisample <= 16:
+            raise ValueError(f"CollectSettings.multisample must be None or 0..16, got {self.multisample}")
         if self.action_space not in ACTION_SPACES:
             raise ValueError(f"CollectSettings.action_space must be one of {sorted(ACTION_SPACES)}, "
                              f"got {self.action_space!r}")
@@ -78,7 +82,9 @@ def collect(root: str | Path, tasks: list[str], seeds: list[int], settings: Coll
     jobs = [(task, seed, settings) for task in tasks for seed in seeds if (task, seed) not in done]
     written = failed = 0
     pool = multiprocessing.get_context("spawn").Pool(workers) if workers > 1 else contextlib.nullcontext()
-    with DatasetWriter(root, FPS, mode="append", robot_type="sawyer", frame_every=settings.frame_every) as writer, \
+    render = {} if settings.multisample is None else {"multisample": settings.multisample}
+    with DatasetWriter(root, FPS, mode="append", robot_type="sawyer", frame_every=settings.frame_every,
+                       render=render) as writer, \
             pool:
         # imap keeps the job order, so the dataset's episode order does not depend on the workers.
         results = pool.imap(_rollout_job, jobs) if workers > 1 else map(_rollout_job, jobs)
@@ -176,10 +182,10 @@ _ENVIRONMENTS: dict[tuple, MetaWorldEnv] = {}
 
 def _environment(task: str, settings: CollectSettings) -> MetaWorldEnv:
     """One environment per task and settings per process, reused across seeds (building one is slow)."""
-    key = (task, settings.cameras, settings.height, settings.width, settings.action_space)
+    key = (task, settings.cameras, settings.height, settings.width, settings.action_space, settings.multisample)
     if key not in _ENVIRONMENTS:
         _ENVIRONMENTS[key] = MetaWorldEnv(task, settings.cameras, settings.height, settings.width,
-                                          action_space=settings.action_space)
+                                          action_space=settings.action_space, multisample=settings.multisample)
     return _ENVIRONMENTS[key]
 
 

@@ -105,6 +105,13 @@ def frame_every(info: dict) -> int:
     return int(info.get("aim", {}).get("frame_every", 1))
 
 
+def render_settings(info: dict) -> dict:
+    """How a dataset with ``info`` (meta/info.json) had its views rendered, beyond their size:
+    the simulator settings its collector chose (e.g. ``{"multisample": 0}``); {} where it kept
+    the simulator's own (and for datasets that do not say)."""
+    return dict(info.get("aim", {}).get("render", {}))
+
+
 def read_info(root: Path) -> dict:
     """``meta/info.json``, checked for the format version and the fields the reader relies on."""
     path = root / INFO_PATH

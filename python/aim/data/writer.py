@@ -42,12 +42,13 @@ class DatasetWriter:
     ``episodes_per_video_file`` and ``video_file_mb`` limit how many episodes share an mp4.
     ``frame_every`` k > 1 records that the images were rendered every k-th step only, the rows in
     between repeating the last rendered row's images, value maps and extrinsics (``meta/info.json``,
-    ``aim.frame_every``; readers start clips on rendered rows only).
+    ``aim.frame_every``; readers start clips on rendered rows only). ``render`` records the
+    simulator's rendering settings (``aim.render``: evaluation renders as the data was rendered).
     """
 
     def __init__(self, root: str | Path, fps: int, *, mode: str = "create", codec: VideoCodec | None = None,
                  robot_type: str = "unknown", meta_every: int = 1, episodes_per_video_file: int = 20,
-                 video_file_mb: float = 100.0, frame_every: int = 1) -> None:
+                 video_file_mb: float = 100.0, frame_every: int = 1, render: dict | None = None) -> None:
         if mode not in MODES:
             raise ValueError(f"DatasetWriter: mode must be one of {MODES}, got {mode!r}")
         if frame_every < 1:
@@ -58,6 +59,7 @@ class DatasetWriter:
         self.root = Path(root)
         self.fps = int(fps)
         self.frame_every = int(frame_every)
+        self.render = dict(render or {})
         self.codec = codec or VideoCodec()
         self.robot_type = robot_type
         self.meta_every = max(1, int(meta_every))
@@ -98,6 +100,10 @@ class DatasetWriter:
         if existing_every != self.frame_every:
             raise ValueError(f"{self.root / fmt.INFO_PATH}: images rendered every {existing_every} steps, but the "
                              f"writer renders every {self.frame_every}")
+        existing_render = fmt.render_settings(info)
+        if existing_render != self.render:
+            raise ValueError(f"{self.root / fmt.INFO_PATH}: views rendered with {existing_render or 'the defaults'}, but "
+                             f"the writer's episodes were rendered with {self.render or 'the defaults'}")
         self._features = info["features"]
         self._cameras = list(info.get("aim", {}).get("cameras", []))
         tasks = pd.read_parquet(self.root / fmt.TASKS_PATH)
@@ -263,6 +269,7 @@ class DatasetWriter:
             "features": self._features,
             "aim": {"cameras": self._cameras,
                     "frame_every": self.frame_every,
+                    "render": self.render,
                     "value_maps": "grey uint8 = round(255 * heat), heat in [0, 1], replicated to RGB",
                     "extrinsics": "world-to-camera, OpenCV axes, 4x4 row-major per frame",
                     "intrinsics": "pixels, 3x3 row-major per episode (episodes table)"},

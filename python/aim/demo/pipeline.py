@@ -54,6 +54,9 @@ class DemoSettings:
     train_episodes: int = 64  # expert episodes per task (seeds 0 .. n-1)
     eval_episodes: int = 30  # closed-loop episodes per task (held-out seeds): +-10 points on the mean at 95%
     image_size: int = 32  # rendered view side, pixels (the model sees the preset's 16-pixel views)
+    # No anti-aliasing: the CPU renders a view in less than half the time, and halving the views
+    # for the model's canvas averages 4 samples per pixel anyway (benchmarks/RESULTS.md, seventh session).
+    multisample: int | None = 0
     # Views rendered every 4th step: half the preset's frame stride, so clips start on every 4th step
     # (clips start on rendered rows) at a quarter of the rendering.
     frame_every: int = 4
@@ -110,7 +113,7 @@ def run_demo(out_dir: str | Path, settings: DemoSettings = DemoSettings(), progr
     out.mkdir(parents=True, exist_ok=True)
     seconds: dict[str, float] = {}
     collect_settings = CollectSettings(height=settings.image_size, width=settings.image_size,
-                                       frame_every=settings.frame_every)
+                                       frame_every=settings.frame_every, multisample=settings.multisample)
     with _timed(seconds, "collect"):
         _say(progress, f"[1/4] collecting {settings.train_episodes} expert episodes per task, and one held-out "
                        "episode per task for the report's predictions")

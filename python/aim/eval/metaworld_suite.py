@@ -6,6 +6,7 @@ effort; a model is evaluated in the action space of the dataset it was trained o
 (:func:`suite_for_run`). The environment turns the actions into end-effector targets. The
 gripper effort (and a delta) is clipped to [-1, 1], as the data collector clips the expert's; a
 target is passed on as predicted (the environment moves towards it at Meta-World's speed limit).
+Views are rendered as the model's training data was (``multisample``, from the dataset's record).
 """
 
 from __future__ import annotations
@@ -24,17 +25,20 @@ _ENVIRONMENTS: dict[tuple, MetaWorldEnv] = {}
 
 @dataclass(frozen=True)
 class MetaWorldSuite:
-    """Meta-World tasks by id (e.g. ``"pick-place-v3"``), acting in ``action_space``."""
+    """Meta-World tasks by id (e.g. ``"pick-place-v3"``), acting in ``action_space``, rendered with
+    ``multisample`` anti-aliasing samples per pixel (None: Meta-World's own)."""
 
     action_space: str = "target"
     fps: float = float(FPS)
+    multisample: int | None = None
 
     def make(self, task: str, cameras: Sequence[str], image_size: tuple[int, int]) -> MetaWorldEnv:
         """One environment per task, views and size per process, reused across episodes
         (building one takes seconds)."""
-        key = (task, tuple(cameras), tuple(image_size), self.action_space)
+        key = (task, tuple(cameras), tuple(image_size), self.action_space, self.multisample)
         if key not in _ENVIRONMENTS:
-            _ENVIRONMENTS[key] = MetaWorldEnv(task, tuple(cameras), *image_size, action_space=self.action_space)
+            _ENVIRONMENTS[key] = MetaWorldEnv(task, tuple(cameras), *image_size, action_space=self.action_space,
+                                              multisample=self.multisample)
         return _ENVIRONMENTS[key]
 
     def instruction(self, task: str) -> str:
@@ -50,12 +54,13 @@ class MetaWorldSuite:
 
 
 def suite_for_run(bundle) -> MetaWorldSuite:
-    """The Meta-World suite in the action space of the data ``bundle`` (a ModelBundle, or a run or
-    checkpoint directory) was trained on."""
+    """The Meta-World suite in the action space, and rendering as, the data ``bundle`` (a
+    ModelBundle, or a run or checkpoint directory) was trained on."""
     from aim.train.bundle import read_bundle_metadata
 
     if isinstance(bundle, (str, Path)):
-        names = read_bundle_metadata(bundle).get("action_names")
+        meta = read_bundle_metadata(bundle)
+        names, render = meta.get("action_names"), meta.get("render", {})
     else:
-        names = bundle.action_names
-    return MetaWorldSuite(action_space_of(names))
+        names, render = bundle.action_names, bundle.render
+    return MetaWorldSuite(action_space_of(names), multisample=render.get("multisample"))

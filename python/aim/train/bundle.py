@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -47,6 +47,7 @@ class ModelBundle:
     cameras: list[str]
     train_config: dict
     action_names: list[str] | None = None  # the dataset's action channel names (None: unnamed)
+    render: dict = field(default_factory=dict)  # how the dataset's views were rendered (aim.data: render_settings)
 
 
 def make_tokenizer(spec: dict) -> VideoTokenizer:
@@ -103,7 +104,8 @@ def build_bundle(config: TrainConfig, reader: DatasetReader) -> ModelBundle:
         mean, std = torch.tensor(stats["mean"], dtype=torch.float32), torch.tensor(stats["std"], dtype=torch.float32)
     names = reader.info["features"][fmt.ACTION].get("names")
     return ModelBundle(model, tokenizer, text_encoder, structure, layout, d.frame_stride, mean, std,
-                       image_size, cameras, config.to_dict(), None if names is None else list(names))
+                       image_size, cameras, config.to_dict(), None if names is None else list(names),
+                       fmt.render_settings(reader.info))
 
 
 def _check_grid(layout: CanvasLayout, tokenizer: VideoTokenizer, config: AIMConfig) -> None:
@@ -129,6 +131,7 @@ def bundle_metadata(bundle: ModelBundle) -> dict:
         "action_mean": as_list(bundle.action_mean),
         "action_std": as_list(bundle.action_std),
         "action_names": bundle.action_names,
+        "render": bundle.render,
         "image_size": list(bundle.image_size),
         "cameras": bundle.cameras,
         "train_config": bundle.train_config,
@@ -176,7 +179,8 @@ def load_bundle(path: str | Path, device: str | torch.device = "cpu") -> ModelBu
     as_tensor = lambda v: None if v is None else torch.tensor(v, dtype=torch.float32)
     bundle = ModelBundle(model, tokenizer, text_encoder, ClipStructure(**meta["structure"]), layout,
                          meta["frame_stride"], as_tensor(meta["action_mean"]), as_tensor(meta["action_std"]),
-                         tuple(meta["image_size"]), list(meta["cameras"]), meta["train_config"], meta.get("action_names"))
+                         tuple(meta["image_size"]), list(meta["cameras"]), meta["train_config"], meta.get("action_names"),
+                         meta.get("render", {}))
     weights = load_file(str(path / WEIGHTS_FILE))
     for prefix, module in trained_modules(bundle).items():
         state = {k[len(prefix) + 1:]: v for k, v in weights.items() if k.startswith(prefix + ".")}
