@@ -37,7 +37,8 @@ class RotaryEmbedding(nn.Module):
 def apply_rotary(x: Tensor, rotations: Tensor) -> Tensor:
     """Rotates consecutive pairs (x[2i], x[2i+1]) of x (B, N, heads, head_dim), read as the
     complex numbers x[2i] + i x[2i+1], by ``rotations`` (N, head_dim / 2) complex: one complex
-    product instead of four real ones and a stack (a tenth of a tiny model's step otherwise)."""
+    product, 7x faster forward and backward on a CPU than four real ones and a stack
+    (benchmarks/train_step.py)."""
     pairs = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)).contiguous())
     return torch.view_as_real(pairs * rotations[:, None]).flatten(-2).type_as(x)
 
