@@ -24,7 +24,14 @@ from aim.data import lerobot_format as fmt
 from aim.data.episode import Episode
 from aim.data.reader import DatasetReader
 from aim.data.writer import DatasetWriter
-from aim.sim.metaworld_env import ACTION_SPACES, DEFAULT_CAMERAS, GRIPPER_BODIES, MetaWorldEnv, instruction
+from aim.sim.metaworld_env import (
+    ACTION_SPACES,
+    DEFAULT_CAMERAS,
+    GRIPPER_BODIES,
+    MetaWorldEnv,
+    check_multisample,
+    instruction,
+)
 from aim.sim.environment import Contact
 from aim.sim.value_map_labels import Event, detect_events, points_per_frame, render_labels
 
@@ -54,8 +61,7 @@ class CollectSettings:
     def __post_init__(self) -> None:
         if self.frame_every < 1:
             raise ValueError(f"CollectSettings.frame_every must be >= 1, got {self.frame_every}")
-        if self.multisample is not None and not 0 <= self.multisample <= 16:
-            raise ValueError(f"CollectSettings.multisample must be None or 0..16, got {self.multisample}")
+        check_multisample(self.multisample, "CollectSettings")
         if self.action_space not in ACTION_SPACES:
             raise ValueError(f"CollectSettings.action_space must be one of {sorted(ACTION_SPACES)}, "
                              f"got {self.action_space!r}")

@@ -43,6 +43,12 @@ GRIPPER_BODIES = ("hand", "rightclaw", "leftclaw", "rightpad", "leftpad")
 ACTION_SPACES = {"target": ("x", "y", "z", "gripper"), "delta": ("dx", "dy", "dz", "gripper")}
 
 
+def check_multisample(multisample: int | None, owner: str) -> None:
+    """Anti-aliasing samples per pixel must be None (the simulator model's own) or 0..16."""
+    if multisample is not None and not 0 <= multisample <= 16:
+        raise ValueError(f"{owner}: multisample must be None or 0..16 samples per pixel, got {multisample}")
+
+
 def action_space_of(names) -> str:
     """The action space whose channel names are ``names``; a dataset without names predates
     target actions and holds Meta-World's deltas."""
@@ -75,8 +81,7 @@ class MetaWorldEnv(Environment):
         evaluation renders as the model's training data was rendered."""
         if action_space not in ACTION_SPACES:
             raise ValueError(f"MetaWorldEnv: action_space must be one of {sorted(ACTION_SPACES)}, got {action_space!r}")
-        if multisample is not None and not 0 <= multisample <= 16:
-            raise ValueError(f"MetaWorldEnv: multisample must be None or 0..16 samples per pixel, got {multisample}")
+        check_multisample(multisample, "MetaWorldEnv")
         self.action_space = action_space
         import gymnasium
         import metaworld  # noqa: F401  (registers the Meta-World environments with gymnasium)
