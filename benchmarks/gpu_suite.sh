@@ -1,75 +1,111 @@
 #!/usr/bin/env bash
-# One command for a lent GPU session (see ../shared/GPU.md): build with CUDA, run the CUDA tests
-# (both forward kernels), compute-sanitizer on small cases, the op and model benchmarks, and Nsight Compute on
-# the attention kernels. Logs go to $OUT (or /tmp/aim-gpu); a short summary is printed last.
-# Usage: bash benchmarks/gpu_suite.sh [extra args for benchmarks/attention.py]
+# One command for a lent GPU session (see ../shared/GPU.md): build with CUDA, then, in priority
+# order, the value-map CUDA tests, compute-sanitizer on them, the value-map benchmark, the attention
+# CUDA tests (both forward kernels) and sanitizer, the attention, training and model benchmarks, and
+# Nsight Compute on the attention kernels.
+#
+# A lease is short, so the suite runs inside a time budget (AIM_GPU_BUDGET_S seconds, default 1500):
+# each stage gets its own limit or what is left of the budget, whichever is less, and stages that no
+# longer fit are skipped and named in the summary. Logs go to a scratch folder and, at the end, into
+# one archive under $OUT (the device tool returns at most 8 files); a short summary is printed last.
+# AIM_GPU_STAGES picks stages after the build (default: all of value-maps attention attention-bench
+# train model ncu).
+# Usage: AIM_GPU_BUDGET_S=400 [AIM_GPU_STAGES="value-maps train"] bash benchmarks/gpu_suite.sh [attention.py args]
 set -uo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
 OUT=${OUT:-/tmp/aim-gpu}
+LOGS=$(mktemp -d /tmp/aim-gpu-logs.XXXX)
+BUDGET=${AIM_GPU_BUDGET_S:-1500}
+STAGES=" ${AIM_GPU_STAGES:-value-maps attention attention-bench train model ncu} "
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 PY=${PYTHON:-python3}
 summary=()
-stage() { echo "=== $1 ($(date +%T))"; }
+want() { [[ $STAGES == *" $1 "* ]]; }
+stage() { echo "=== $1 ($(date +%T), $((BUDGET - SECONDS)) s left)"; }
 record() { summary+=("$1: $2"); }
-# run NAME TIMEOUT LOG CMD...: run with a time limit, keep the log, record its last line.
+# limit N: N, or the budget left (less 20 s for packing up), whichever is less.
+limit() { local left=$((BUDGET - SECONDS - 20)); echo $(($1 < left ? $1 : left)); }
+# run NAME LIMIT LOG CMD...: run within its limit, keep the log, record its last line.
 run() {
-  local name=$1 limit=$2 log=$3; shift 3
-  timeout "$limit" "$@" >"$OUT/$log" 2>&1
+  local name=$1 secs; secs=$(limit "$2"); local log=$3; shift 3
+  if ((secs < 10)); then record "$name" "skipped (budget spent)"; return; fi
+  timeout "$secs" "$@" >"$LOGS/$log" 2>&1
   local rc=$?
-  record "$name" "exit $rc: $(grep -v '^\s*$' "$OUT/$log" | tail -1)"
+  record "$name" "exit $rc$( ((rc == 124)) && echo " (hit its ${secs} s limit)"): $(grep -v '^\s*$' "$LOGS/$log" | tail -1)"
+}
+finish() {
+  stage "summary"
+  printf '%s\n' "${summary[@]}" | tee "$LOGS/summary.txt"
+  tar czf "$OUT/gpu-logs.tar.gz" -C "$LOGS" .
+  cp "$LOGS/summary.txt" "$OUT/summary.txt"
 }
 
 stage "device"
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/device.txt"
-$PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)" | tee -a "$OUT/device.txt"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv,noheader | tee "$LOGS/device.txt"
+$PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)" | tee -a "$LOGS/device.txt"
 
 stage "build (AIM_CUDA=on, arch ${AIM_CUDA_ARCHITECTURES:=90})"
 export AIM_CUDA=on AIM_CUDA_ARCHITECTURES
-if ! $PY -m pip install --no-build-isolation --no-deps -v . >"$OUT/build.log" 2>&1; then
-  tail -40 "$OUT/build.log"; echo "build failed"; exit 1
+if ! timeout "$(limit 240)" $PY -m pip install --no-build-isolation --no-deps -v . >"$LOGS/build.log" 2>&1; then
+  tail -40 "$LOGS/build.log"; record "build" "FAILED"; finish; exit 1
 fi
-grep -E "Compiling entry|Used [0-9]+ registers|spill" "$OUT/build.log" >"$OUT/ptxas.txt" || true
+grep -E "Compiling entry|Used [0-9]+ registers|spill" "$LOGS/build.log" >"$LOGS/ptxas.txt" || true
 module=$(cd /tmp && $PY -c "import aim._native_cuda as m; print(m.__file__)")
-record "HGMMA instructions in the module" "$(cuobjdump -sass "$module" 2>/dev/null | grep -c HGMMA)"
+record "build" "ok in ${SECONDS} s; HGMMA instructions in the module: $(cuobjdump -sass "$module" 2>/dev/null | grep -c HGMMA)"
 cd /tmp  # import the installed package, not the source tree
 
-stage "CUDA tests"
-run "tests (default kernels)" 150 tests.log $PY -m pytest "$REPO/tests" -q -k cuda -p no:cacheprovider
-tail -5 "$OUT/tests.log"
-AIM_CUDA_FWD_KERNEL=portable run "attention tests (portable forward)" 60 tests-portable.log \
-  $PY -m pytest "$REPO/tests/ops/test_attention.py" -q -k cuda -p no:cacheprovider
+if want value-maps; then
+stage "value maps: tests, sanitizer, benchmark"
+run "value-map tests" 150 tests-value-maps.log $PY -m pytest "$REPO/tests/ops/test_value_maps.py" -q -k cuda -p no:cacheprovider
+tail -3 "$LOGS/tests-value-maps.log"
+for tool in memcheck racecheck; do
+  run "$tool value maps" 90 "sanitizer-$tool-value-maps.log" \
+    compute-sanitizer --tool "$tool" --error-exitcode 3 $PY "$REPO/benchmarks/cuda_sanitize_value_maps.py"
+done
+run "value-map benchmark" 150 bench-value-maps.md $PY "$REPO/benchmarks/value_maps.py" --device cuda --no-record
+fi
 
-stage "benchmarks"
-timeout 180 $PY "$REPO/benchmarks/attention.py" --device cuda --no-record "$@" 2> >(tee "$OUT/bench.err" >&2) | tee "$OUT/bench.md"
-record "attention benchmark" "exit ${PIPESTATUS[0]}"
-AIM_CUDA_FWD_KERNEL=portable timeout 45 $PY "$REPO/benchmarks/attention.py" --device cuda --no-record --no-flex \
-  --tokens 16384 2>/dev/null | grep -E "\| aim " >"$OUT/bench-portable.md"
-record "portable forward, 16k" "$(tr '\n' ' ' <"$OUT/bench-portable.md")"
-run "value-map benchmark" 90 bench-value-maps.md $PY "$REPO/benchmarks/value_maps.py" --device cuda --no-record
+if want attention; then
+stage "attention: tests, sanitizer"
+run "attention tests (default kernels)" 180 tests-attention.log \
+  $PY -m pytest "$REPO/tests/ops" "$REPO/tests/cuda" -q -k "cuda and not value_maps" -p no:cacheprovider
+tail -3 "$LOGS/tests-attention.log"
+AIM_CUDA_FWD_KERNEL=portable run "attention tests (portable forward)" 90 tests-attention-portable.log \
+  $PY -m pytest "$REPO/tests/ops/test_attention.py" -q -k cuda -p no:cacheprovider
+for tool in memcheck racecheck; do
+  run "$tool attention" 90 "sanitizer-$tool-attention.log" \
+    compute-sanitizer --tool "$tool" --error-exitcode 3 $PY "$REPO/benchmarks/cuda_attention_case.py"
+done
+fi
+
+if want attention-bench; then
+stage "attention benchmark"
+run "attention benchmark" 180 bench-attention.md $PY "$REPO/benchmarks/attention.py" --device cuda --no-record "$@"
+AIM_CUDA_FWD_KERNEL=portable run "attention benchmark (portable forward, 16k)" 60 bench-attention-portable.md \
+  $PY "$REPO/benchmarks/attention.py" --device cuda --no-record --no-flex --tokens 16384
+fi
+want train && run "training benchmark (aim-1b)" 240 bench-train.md $PY "$REPO/benchmarks/train.py" --device cuda --no-record
+if want model; then
 run "model benchmark (aim-1b)" 120 bench-model-1b.md $PY "$REPO/benchmarks/model.py" --device cuda --presets aim-1b \
   --no-record
-run "model benchmark (wan22-5b)" 120 bench-model-5b.md $PY "$REPO/benchmarks/model.py" --device cuda --presets wan22-5b \
-  --backends native --no-record
+run "model benchmark (wan22-5b)" 120 bench-model-5b.md $PY "$REPO/benchmarks/model.py" --device cuda \
+  --presets wan22-5b --backends native --no-record
+fi
 
-stage "compute-sanitizer"
-for case in cuda_attention_case cuda_sanitize_value_maps; do
-  for tool in memcheck racecheck; do
-    run "$tool $case" 90 "sanitizer-$tool-$case.log" \
-      compute-sanitizer --tool "$tool" --error-exitcode 3 $PY "$REPO/benchmarks/$case.py"
-  done
-done
-
+if want ncu; then
 stage "Nsight Compute (16k tokens, bf16, 16 x 128)"
 for kernel in default portable; do
   fwd_env=$([ $kernel = portable ] && echo portable || echo auto)
-  AIM_CUDA_FWD_KERNEL=$fwd_env timeout 120 ncu --clock-control none -k regex:attention --launch-count 3 \
-    --section SpeedOfLight --section Occupancy --section WarpStateStats --section ComputeWorkloadAnalysis \
-    $PY "$REPO/benchmarks/cuda_attention_case.py" --tokens 16384 --heads 16 --dtypes bfloat16 --head-dims 128 \
-    >"$OUT/ncu-$kernel.txt" 2>&1
-  record "ncu ($kernel forward)" "exit $?"
+  AIM_CUDA_FWD_KERNEL=$fwd_env run "ncu ($kernel forward)" 120 "ncu-$kernel.txt" \
+    ncu --clock-control none -k regex:attention --launch-count 3 --section SpeedOfLight --section Occupancy \
+    --section WarpStateStats --section ComputeWorkloadAnalysis \
+    $PY "$REPO/benchmarks/cuda_attention_case.py" --tokens 16384 --heads 16 --dtypes bfloat16 --head-dims 128
 done
+fi
 
-stage "summary"
-printf '%s\n' "${summary[@]}"
+for table in bench-value-maps.md bench-attention.md bench-train.md; do
+  if [ -s "$LOGS/$table" ]; then echo "--- $table"; grep -E '^\||^###|GB/s' "$LOGS/$table" | head -40; fi
+done
+finish

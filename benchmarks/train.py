@@ -73,7 +73,8 @@ def synthetic_dataset(root: Path, episodes: int, length: int, size: int, seed: i
 
 def run(run_dir: Path, overrides: list[str], processes: int, threads: int) -> None:
     python_dir = str(Path(aim.__file__).resolve().parents[1])
-    env = {**os.environ, "PYTHONPATH": python_dir, "OMP_NUM_THREADS": str(threads)}
+    python_path = os.pathsep.join(filter(None, [python_dir, os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": python_path, "OMP_NUM_THREADS": str(threads)}
     launcher = [sys.executable, "-m", "aim.cli"]
     if processes > 1:
         launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",

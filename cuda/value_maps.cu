@@ -2,28 +2,28 @@
 // is in aim/value_maps.h, which the CPU kernels share; this file only maps threads to work, stages
 // blobs in shared memory and accumulates with atomics.
 //
-// render: a block per 32 x 32 pixel tile of one (b, t, v) map (grid-stride over all tiles). Each
-//   pass, the block's 256 threads build the blobs of up to 256 points, keep those whose pixel box
-//   meets the tile (compacted in point order: ballot + per-warp counts, so the per-pixel combine
-//   order is the CPU's and the sum mode matches it), then each thread combines them into its 4
-//   pixels (one column, rows ty, ty+8, ty+16, ty+24). A warp writes 32 consecutive pixels of a row.
-// render backward: the same tiles; a sweep over the points recombines the tile's pixels (tracking
-//   the winning point under max), a second sweep sums each staged blob's moments over the pixels
-//   that pass it their gradient (aim/value_maps.h), reduces them per warp, and lane 0 adds the
-//   warp's share of the point's gradient to grad_points with atomicAdd.
+// render: a block per run of up to 8 consecutive 32 x 32 pixel tiles of one (b, t, v) map
+//   (grid-stride over the runs). Each pass, the block's 256 threads build the blobs of up to 256
+//   points, keep those that land in the image (compacted in point order: ballot + per-warp counts,
+//   so the per-pixel combine order is the CPU's and the sum mode matches it), then, tile by tile,
+//   each thread combines the blobs that meet the tile into its 4 pixels (one column, rows ty, ty+8,
+//   ty+16, ty+24) and stores them; a warp writes 32 consecutive pixels of a row. With more than 256
+//   points, a pass after the first reads back the partial result its thread stored.
+// render backward: a block per tile; a sweep over the points stages the blobs that meet the tile
+//   and recombines its pixels (tracking the winning point under max), a second sweep sums each
+//   staged blob's moments over the pixels that pass it their gradient (aim/value_maps.h), reduces
+//   them per warp, and lane 0 adds the warp's share of the point's gradient with atomicAdd.
 // sample: a thread per (b, t, p, v) sample.
 // sample backward: a thread per (b, t, p), looping over views in order (so grad_points needs no
 //   atomics and sums in the CPU's order); grad_maps gets the 4 bilinear weights by atomicAdd.
 //
-// Resources (nvcc 13.0, -O3 --use_fast_math, ptxas -v, sm_80 / sm_90; no spills, no stack):
-//   render_kernel<float>           77 / 63 registers, 9248 B shared    <double> 111 / 111, 13344 B
-//   render_backward_kernel<float>  91 / 83 (max), 87 / 79 (sum)         <double> 135 / 136 (max), 136 / 132 (sum)
-//   sample_kernel<float>           40 / 40                              <double>  64 / 64
-//   sample_backward<float>         68 / 78                              <double> 100 / 114
-// The forward and sampling kernels ran on an H200 (tests, compute-sanitizer); render_backward_kernel
-// (and the render kernel's refactor into stage_tile_blobs / combine_staged) has only been
-// compiled: the CPU tests cover its math (aim/value_maps.h), a GPU run of
-// tests/ops/test_value_maps.py must cover its indexing, reduction and atomics.
+// Resources (nvcc 13.0, -O3 --use_fast_math, ptxas -v, sm_90; no spills, no stack):
+//   render_kernel<float>           64 registers (capped), 9248 B shared  <double> 122, 13344 B shared
+//   render_backward_kernel<float>  83 (max), 80 (sum)                <double> 136 (max), 132 (sum)
+//   sample_kernel<float>           40                                <double>  64
+//   sample_backward<float>         78                                <double> 114
+// Every kernel has run on an H200 (tests/ops/test_value_maps.py, compute-sanitizer memcheck and
+// racecheck: benchmarks/gpu_suite.sh); figures in benchmarks/RESULTS.md.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -49,6 +49,10 @@ struct RenderTraits {
   static constexpr int kThreads = 256;
   static constexpr int kWarps = kThreads / 32;
   static constexpr int kRowsPerThread = kTile / kWarps;
+  // Tiles per forward block: its blobs are built once for all of them (the per-block projection and
+  // compaction, a few dependent global loads and barriers, would otherwise cost as much as a tile's
+  // stores), while a 256 x 320 map still splits into 10 blocks to fill the GPU at small batches.
+  static constexpr int kTilesPerBlock = 8;
 };
 
 constexpr int kThreads = 256;       // sample kernels: one sample (or point) per thread
@@ -77,8 +81,22 @@ __device__ RenderTile render_tile(const vmap::RenderShape& s, int64_t tile, int6
                     (r % tiles_x) * RenderTraits::kTile, (r / tiles_x) * RenderTraits::kTile};
 }
 
-// Shared memory of a render block: the blobs of one pass of up to kThreads points that meet the
-// tile, in point order, with their point indices.
+// An inclusive-exclusive pixel rectangle of one map: staged blobs are those that meet it.
+struct PixelBox {
+  int64_t x0, y0, x1, y1;
+};
+
+template <typename T>
+__device__ bool meets(const vmap::Blob<T>& blob, const PixelBox& box) {
+  return blob.x_hi >= box.x0 && blob.x_lo < box.x1 && blob.y_hi >= box.y0 && blob.y_lo < box.y1;
+}
+
+__device__ PixelBox tile_box(const RenderTile& tile) {
+  return PixelBox{tile.x0, tile.y0, tile.x0 + RenderTraits::kTile, tile.y0 + RenderTraits::kTile};
+}
+
+// Shared memory of a render block: the blobs of one pass of up to kThreads points that meet its
+// pixels, in point order, with their point indices.
 template <typename T>
 struct TileBlobs {
   vmap::Blob<T> blob[RenderTraits::kThreads];
@@ -86,14 +104,15 @@ struct TileBlobs {
   int warp_hits[RenderTraits::kWarps];
 };
 
-// Builds the blobs of points p0 .. p0 + kThreads - 1 (a thread each) and compacts those that
-// meet the tile into `staged` in point order (ballot + per-warp counts); returns their number.
-// Every thread of the block calls it; the caller syncs before the next call rewrites `staged`.
+// Builds the blobs of points p0 .. p0 + kThreads - 1 (a thread each) in the map of `tile` and
+// compacts those that meet `box` into `staged` in point order (ballot + per-warp counts); returns
+// their number. Every thread of the block calls it; the caller syncs before the next call
+// rewrites `staged`.
 template <typename T>
-__device__ int stage_tile_blobs(const vmap::RenderShape& s, const RenderTile& tile, const T* __restrict__ points,
-                                const uint8_t* __restrict__ mask, const T* __restrict__ intrinsics,
-                                const T* __restrict__ extrinsics, const vmap::BlobParams& params, int64_t p0,
-                                TileBlobs<T>& staged) {
+__device__ int stage_blobs(const vmap::RenderShape& s, const RenderTile& tile, const PixelBox& box,
+                           const T* __restrict__ points, const uint8_t* __restrict__ mask,
+                           const T* __restrict__ intrinsics, const T* __restrict__ extrinsics,
+                           const vmap::BlobParams& params, int64_t p0, TileBlobs<T>& staged) {
   using Traits = RenderTraits;
   const SampleIndex idx{s.frames, s.views, s.points};
   const vmap::Camera<T> cam = idx.camera(intrinsics, extrinsics, tile.b, tile.t, tile.v);
@@ -104,8 +123,7 @@ __device__ int stage_tile_blobs(const vmap::RenderShape& s, const RenderTile& ti
                    vmap::make_blob(cam, points + idx.point(tile.b, tile.t, p),
                                    mask[(tile.b * s.frames + tile.t) * s.points + p] != 0, params, s.height, s.width,
                                    &blob) &&
-                   blob.x_hi >= tile.x0 && blob.x_lo < tile.x0 + Traits::kTile && blob.y_hi >= tile.y0 &&
-                   blob.y_lo < tile.y0 + Traits::kTile;
+                   meets(blob, box);
   const unsigned ballot = __ballot_sync(0xffffffffu, hit);
   if (lane == 0) staged.warp_hits[warp] = __popc(ballot);
   __syncthreads();
@@ -128,15 +146,17 @@ __device__ int64_t tile_row(const RenderTile& tile, int k) {
   return tile.y0 + (threadIdx.x >> 5) + RenderTraits::kWarps * k;
 }
 
-// Combines the staged blobs into this thread's pixels (acc), in point order; with max, winner[k]
-// becomes the point whose blob is the largest so far (strictly: the first one on ties).
+// Combines the staged blobs that meet the tile into this thread's pixels (acc), in point order;
+// with max, winner[k] becomes the point whose blob is the largest so far (strictly: the first one
+// on ties).
 template <typename T, int kMode, bool kTrackWinner>
 __device__ void combine_staged(const RenderTile& tile, const TileBlobs<T>& staged, int count,
                                T (&acc)[RenderTraits::kRowsPerThread], int (&winner)[RenderTraits::kRowsPerThread]) {
   const int64_t x = tile.x0 + (threadIdx.x & 31);
+  const PixelBox box = tile_box(tile);
   for (int i = 0; i < count; ++i) {
     const vmap::Blob<T>& bl = staged.blob[i];
-    if (x < bl.x_lo || x > bl.x_hi) continue;
+    if (!meets(bl, box) || x < bl.x_lo || x > bl.x_hi) continue;
     const T wx = vmap::axis_weight(T(x) - bl.u, bl.sigma_u);
     for (int k = 0; k < RenderTraits::kRowsPerThread; ++k) {
       const int64_t y = tile_row(tile, k);
@@ -149,29 +169,44 @@ __device__ void combine_staged(const RenderTile& tile, const TileBlobs<T>& stage
   }
 }
 
+// Store-bound: float keeps 4 blocks (32 warps) per SM to have stores in flight (64 registers, no
+// spills); double needs more registers and is left to the compiler.
 template <typename T, int kMode>
-__global__ void __launch_bounds__(RenderTraits::kThreads)
+__global__ void __launch_bounds__(RenderTraits::kThreads, sizeof(T) == 4 ? 4 : 1)
     render_kernel(vmap::RenderShape s, const T* __restrict__ points, const uint8_t* __restrict__ mask,
                   const T* __restrict__ intrinsics, const T* __restrict__ extrinsics, vmap::BlobParams params,
-                  T* __restrict__ out, int64_t tiles_x, int64_t tiles_per_map, int64_t total_tiles) {
+                  T* __restrict__ out, int64_t tiles_x, int64_t tiles_per_map, int64_t runs_per_map,
+                  int64_t total_runs) {
   using Traits = RenderTraits;
   __shared__ TileBlobs<T> staged;
-  const SampleIndex idx{s.frames, s.views, s.points};
-  for (int64_t n = blockIdx.x; n < total_tiles; n += gridDim.x) {
-    const RenderTile tile = render_tile(s, n, tiles_x, tiles_per_map);
-    T acc[Traits::kRowsPerThread];
-    int unused[Traits::kRowsPerThread];
-    for (int k = 0; k < Traits::kRowsPerThread; ++k) acc[k] = T(0);
-    for (int64_t p0 = 0; p0 < s.points; p0 += Traits::kThreads) {
-      const int count = stage_tile_blobs(s, tile, points, mask, intrinsics, extrinsics, params, p0, staged);
-      combine_staged<T, kMode, false>(tile, staged, count, acc, unused);
-      __syncthreads();  // `staged` is rewritten by the next pass
-    }
-    T* map = out + tile.map * s.height * s.width;
-    const int64_t x = tile.x0 + (threadIdx.x & 31);
-    for (int k = 0; k < Traits::kRowsPerThread; ++k) {
-      const int64_t y = tile_row(tile, k);
-      if (x < s.width && y < s.height) map[y * s.width + x] = vmap::finish(acc[k], kMode);
+  const PixelBox image{0, 0, s.width, s.height};
+  const int64_t x_in_tile = threadIdx.x & 31;
+  for (int64_t n = blockIdx.x; n < total_runs; n += gridDim.x) {
+    const int64_t map = n / runs_per_map, first = (n % runs_per_map) * Traits::kTilesPerBlock;
+    const int64_t last = first + Traits::kTilesPerBlock < tiles_per_map ? first + Traits::kTilesPerBlock : tiles_per_map;
+    const RenderTile run_start = render_tile(s, map * tiles_per_map + first, tiles_x, tiles_per_map);
+    T* out_map = out + map * s.height * s.width;
+    // One pass even without points: the maps are still written (as zeros).
+    for (int64_t p0 = 0; p0 == 0 || p0 < s.points; p0 += Traits::kThreads) {
+      const int count = stage_blobs(s, run_start, image, points, mask, intrinsics, extrinsics, params, p0, staged);
+      const bool first_pass = p0 == 0, last_pass = p0 + Traits::kThreads >= s.points;
+      for (int64_t i = first; i < last; ++i) {
+        const RenderTile tile = render_tile(s, map * tiles_per_map + i, tiles_x, tiles_per_map);
+        const int64_t x = tile.x0 + x_in_tile;
+        T acc[Traits::kRowsPerThread];
+        int unused[Traits::kRowsPerThread];
+        for (int k = 0; k < Traits::kRowsPerThread; ++k) {
+          const int64_t y = tile_row(tile, k);
+          // A later pass resumes from what this same thread stored (program order makes it visible).
+          acc[k] = !first_pass && x < s.width && y < s.height ? out_map[y * s.width + x] : T(0);
+        }
+        combine_staged<T, kMode, false>(tile, staged, count, acc, unused);
+        for (int k = 0; k < Traits::kRowsPerThread; ++k) {
+          const int64_t y = tile_row(tile, k);
+          if (x < s.width && y < s.height) out_map[y * s.width + x] = last_pass ? vmap::finish(acc[k], kMode) : acc[k];
+        }
+      }
+      __syncthreads();  // `staged` is rewritten by the next pass or run
     }
   }
 }
@@ -211,12 +246,12 @@ __global__ void __launch_bounds__(RenderTraits::kThreads, 1)
       grad[k] = x < s.width && y < s.height ? grad_out[(tile.map * s.height + y) * s.width + x] : T(0);
     }
     for (int64_t p0 = 0; p0 < s.points; p0 += Traits::kThreads) {
-      const int count = stage_tile_blobs(s, tile, points, mask, intrinsics, extrinsics, params, p0, staged);
+      const int count = stage_blobs(s, tile, tile_box(tile), points, mask, intrinsics, extrinsics, params, p0, staged);
       combine_staged<T, kMode, kMax>(tile, staged, count, acc, winner);
       __syncthreads();
     }
     for (int64_t p0 = 0; p0 < s.points; p0 += Traits::kThreads) {
-      const int count = stage_tile_blobs(s, tile, points, mask, intrinsics, extrinsics, params, p0, staged);
+      const int count = stage_blobs(s, tile, tile_box(tile), points, mask, intrinsics, extrinsics, params, p0, staged);
       for (int i = 0; i < count; ++i) {
         const vmap::Blob<T>& bl = staged.blob[i];
         const int p = staged.point[i];
@@ -318,17 +353,24 @@ void check_combine(int combine) {
   }
 }
 
-// The 32 x 32 tiles of every map that render and its backward walk, and their block count.
+// The 32 x 32 tiles of every map that render and its backward walk, the forward's runs of up to
+// kTilesPerBlock of them, and the block counts (forward: a run each; backward: a tile each).
 struct RenderGrid {
-  int64_t tiles_x, tiles_per_map, total;
-  int blocks;
+  int64_t tiles_x, tiles_per_map, total_tiles, runs_per_map, total_runs;
+  int forward_blocks, backward_blocks;
 };
 
 RenderGrid render_grid(const vmap::RenderShape& s) {
-  const int64_t tile = RenderTraits::kTile;
+  const int64_t tile = RenderTraits::kTile, run = RenderTraits::kTilesPerBlock;
   const int64_t tiles_x = (s.width + tile - 1) / tile, tiles_per_map = tiles_x * ((s.height + tile - 1) / tile);
-  const int64_t total = s.batch * s.frames * s.views * tiles_per_map;
-  return RenderGrid{tiles_x, tiles_per_map, total, grid_for(total, 1)};
+  const int64_t maps = s.batch * s.frames * s.views, runs_per_map = (tiles_per_map + run - 1) / run;
+  return RenderGrid{tiles_x,
+                    tiles_per_map,
+                    maps * tiles_per_map,
+                    runs_per_map,
+                    maps * runs_per_map,
+                    grid_for(maps * runs_per_map, 1),
+                    grid_for(maps * tiles_per_map, 1)};
 }
 
 }  // namespace
@@ -338,14 +380,14 @@ void ValueMapKernels::render(int dtype, const vmap::RenderShape& s, uintptr_t po
                              uintptr_t out, uintptr_t stream) {
   check_combine(combine);
   const RenderGrid g = render_grid(s);
-  if (g.total == 0) return;
+  if (g.total_runs == 0) return;
   vmap::dispatch_dtype(dtype, "CUDA value maps", [&](auto tag) {
     using T = decltype(tag);
     const auto kernel =
         combine == vmap::kCombineMax ? render_kernel<T, vmap::kCombineMax> : render_kernel<T, vmap::kCombineSum>;
-    kernel<<<g.blocks, RenderTraits::kThreads, 0, as_stream(stream)>>>(
+    kernel<<<g.forward_blocks, RenderTraits::kThreads, 0, as_stream(stream)>>>(
         s, as<T>(points), as<uint8_t>(point_mask), as<T>(intrinsics), as<T>(extrinsics), params, as_mut<T>(out),
-        g.tiles_x, g.tiles_per_map, g.total);
+        g.tiles_x, g.tiles_per_map, g.runs_per_map, g.total_runs);
   });
   check_launch("render_kernel");
 }
@@ -355,14 +397,14 @@ void ValueMapKernels::render_backward(int dtype, const vmap::RenderShape& s, uin
                                       int combine, uintptr_t grad_out, uintptr_t grad_points, uintptr_t stream) {
   check_combine(combine);
   const RenderGrid g = render_grid(s);
-  if (g.total == 0 || s.points == 0) return;
+  if (g.total_tiles == 0 || s.points == 0) return;
   vmap::dispatch_dtype(dtype, "CUDA value maps", [&](auto tag) {
     using T = decltype(tag);
     const auto kernel = combine == vmap::kCombineMax ? render_backward_kernel<T, vmap::kCombineMax>
                                                      : render_backward_kernel<T, vmap::kCombineSum>;
-    kernel<<<g.blocks, RenderTraits::kThreads, 0, as_stream(stream)>>>(
+    kernel<<<g.backward_blocks, RenderTraits::kThreads, 0, as_stream(stream)>>>(
         s, as<T>(points), as<uint8_t>(point_mask), as<T>(intrinsics), as<T>(extrinsics), params, as<T>(grad_out),
-        as_mut<T>(grad_points), g.tiles_x, g.tiles_per_map, g.total);
+        as_mut<T>(grad_points), g.tiles_x, g.tiles_per_map, g.total_tiles);
   });
   check_launch("render_backward_kernel");
 }

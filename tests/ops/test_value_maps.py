@@ -103,6 +103,25 @@ def test_render_matches_reference_values_and_gradients(device, dtype, combine, b
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("combine", ["max", "sum"])
+def test_render_many_points_on_many_tiles_matches_reference(device, combine):
+    # 300 points: more than one 256-point pass (the CUDA forward resumes from its own partial
+    # sums); 96 x 280: 27 tiles of 32 x 32, so a run of 8 tiles per CUDA block ends short.
+    height, width = 96, 280
+    points, mask, k, e = scene(device, torch.float32, batch=1, frames=2, views=2, points=300, height=height,
+                               width=width)
+    p, ref_p = points.clone().requires_grad_(), points.clone().requires_grad_()
+    out = render_value_maps(p, mask, k, e, height, width, combine=combine, **BLOB)
+    ref = render_value_maps_reference(ref_p, mask, k, e, height, width, combine=combine, **BLOB)
+    assert (out - ref).abs().max().item() < VALUE_ATOL[torch.float32]
+    assert (ref.detach() > 0.5).sum() > 100
+    grad = torch.randn_like(out)
+    out.backward(grad)
+    ref.backward(grad)
+    assert rel_err(p.grad, ref_p.grad) < GRAD_RTOL[torch.float32]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("combine", ["max", "sum"])
 @pytest.mark.parametrize("blob", [BLOB, WIDE_BLOB], ids=["clamped-sigma", "free-sigma"])
 def test_gradcheck_render(device, combine, blob):
     height, width = 10, 12

@@ -266,26 +266,29 @@ def _check_agree(op: str, dim: str, **sizes: int) -> None:
         raise ValueError(f"aim.ops.{op}: {dim} differs between inputs: {listed}")
 
 
-def _all_finite(t: Tensor) -> bool:
-    # One reduction (NaN propagates through amax): a fifth of the cost of isfinite().all().
-    return t.abs().amax().item() < math.inf
+def _all_finite(*tensors: Tensor) -> bool:
+    # One reduction over all of them (NaN propagates through amax), so one device sync on a GPU:
+    # a fifth of the cost of isfinite().all() per tensor.
+    flat = torch.cat([t.reshape(-1) for t in tensors]) if len(tensors) > 1 else tensors[0]
+    return flat.abs().amax().item() < math.inf
 
 
 def _cameras(op: str, points: Tensor, intrinsics: Tensor, extrinsics: Tensor) -> tuple[Tensor, Tensor]:
     """The cameras in the points' dtype, contiguous, checked finite.
 
     On CPU the native kernels check them (a loop over a few hundred numbers, where two torch
-    reductions cost ~20 us, most of a small sampling call); on GPU it is done here, skipped under
-    torch.compile (it syncs)."""
-    cams = []
+    reductions cost ~20 us, most of a small sampling call); on GPU it is done here with one
+    reduction (one device sync), skipped under torch.compile (it syncs)."""
+    cams = {}
     for name, t in (("intrinsics", intrinsics), ("extrinsics", extrinsics)):
         if not t.is_floating_point():
             raise ValueError(f"aim.ops.{op}: {name} must be a floating tensor, got {t.dtype}")
-        t = t.detach().to(points.dtype).contiguous()
-        if t.device.type != "cpu" and not _compiling() and t.numel() and not _all_finite(t):
-            raise ValueError(f"aim.ops.{op}: {name} contains non-finite values (after casting to {points.dtype})")
-        cams.append(t)
-    return cams[0], cams[1]
+        cams[name] = t.detach().to(points.dtype).contiguous()
+    checked = [t for t in cams.values() if t.numel()]
+    if points.device.type != "cpu" and not _compiling() and checked and not _all_finite(*checked):
+        name = next(n for n, t in cams.items() if t.numel() and not _all_finite(t))
+        raise ValueError(f"aim.ops.{op}: {name} contains non-finite values (after casting to {points.dtype})")
+    return cams["intrinsics"], cams["extrinsics"]
 
 
 # ---------------------------------------------------------------------------------------------
