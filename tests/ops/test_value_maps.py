@@ -552,6 +552,23 @@ def test_empty_inputs(device):
     assert values.shape == valid.shape == (2, 3, 0, 3)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("points", [0, 3, 300])
+def test_cuda_render_writes_every_pixel(points):
+    # Most pixels of a render are 0, as fresh memory often is: poison the caching allocator's block
+    # that the op's output will reuse, so a pixel the kernel skips shows up as NaN. 96 x 300 maps
+    # have ragged tiles and runs of tiles that end short; 300 points take two passes.
+    height, width = 96, 300
+    p, mask, k, e = scene("cuda", torch.float32, batch=2, frames=2, views=3, points=points, height=height,
+                          width=width)
+    poison = torch.full((2, 2, 3, height, width), float("nan"), device="cuda")
+    poisoned_block = poison.data_ptr()
+    del poison
+    out = render_value_maps(p, mask, k, e, height, width, **BLOB)
+    assert out.data_ptr() == poisoned_block, "the output did not reuse the poisoned block: the test proves nothing"
+    assert torch.isfinite(out).all()
+
+
 # ---------------------------------------------------------------------------------------------
 # Bad input.
 
