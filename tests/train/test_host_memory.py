@@ -8,13 +8,12 @@ import textwrap
 
 import pytest
 
-from aim.train.host_memory import retain_freed_memory
-
 PROBE = textwrap.dedent("""
     import resource, sys, torch
     from aim.train.host_memory import retain_freed_memory
-    if sys.argv[1] == "retain":
-        assert retain_freed_memory()
+    if sys.argv[1] == "retain" and not retain_freed_memory():
+        print("unavailable")
+        sys.exit()
     def step():  # activations allocated, written and freed together, as a training step does
         tensors = [torch.ones(1024, 1024) for _ in range(8)]  # 8 x 4 MiB
         return sum(float(t[-1, -1]) for t in tensors)
@@ -27,12 +26,13 @@ PROBE = textwrap.dedent("""
 
 
 def _page_faults(mode: str) -> int:
+    # In a child process: retaining memory is for good, and the test process should keep its allocator.
     result = subprocess.run([sys.executable, "-c", PROBE, mode], capture_output=True, text=True, check=True)
+    if result.stdout.strip() == "unavailable":
+        pytest.skip("this C library has no glibc mallopt")
     return int(result.stdout.split()[-1])
 
 
 def test_retained_memory_is_reused_without_page_faults():
-    if not retain_freed_memory():
-        pytest.skip("this C library has no glibc mallopt")
-    default, retained = _page_faults("default"), _page_faults("retain")
+    retained, default = _page_faults("retain"), _page_faults("default")
     assert retained * 4 < default, (retained, default)
