@@ -24,13 +24,14 @@ TASKS = ["reach", "push"]
 
 def tiny_bundle(image_size=(8, 8), frame_stride: int = 2, action_channels: int = 4, seed: int = 0,
                 cameras: Sequence[str] = CAMERAS, action_mean=None, action_std=None, view_size=None,
-                **model_changes) -> ModelBundle:
-    """Random weights; the canvas packs ``cameras`` (shrunk to ``view_size``) as training does."""
+                tasks: Sequence[str] = TASKS, **model_changes) -> ModelBundle:
+    """Random weights; the canvas packs ``cameras`` (shrunk to ``view_size``) as training does; the
+    per-task embedding knows ``tasks``."""
     torch.manual_seed(seed)
     tokenizer = PixelPatchTokenizer(spatial=2)
     model = AIMTransformer(preset("tiny", latent_channels=tokenizer.latent_channels, action_channels=action_channels,
                                   **model_changes)).eval()
-    text = TaskEmbedding(TASKS, model.config.text_dim)
+    text = TaskEmbedding(tasks, model.config.text_dim)
     structure = clip_structure(tokenizer, frame_stride, observation_frames=1, num_chunks=2, frames_per_chunk=2)
     layout = canvas_layout(list(cameras), image_size, view_size)
     mean = None if action_mean is None else torch.as_tensor(action_mean, dtype=torch.float32)

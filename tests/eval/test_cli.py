@@ -14,7 +14,7 @@ pytest.importorskip("metaworld")
 
 
 def test_aim_eval_writes_results_and_a_table(tmp_path, capsys):
-    save_bundle(tiny_bundle(image_size=(16, 16), cameras=["corner"]), tmp_path / "ckpt")
+    save_bundle(tiny_bundle(image_size=(16, 16), cameras=["corner"], tasks=["reach-v3"]), tmp_path / "ckpt")
     args = ["eval", str(tmp_path / "ckpt"), "--tasks", "reach-v3", "--episodes", "2", "--max-steps", "4",
             "--video-steps", "2", "--action-steps", "2", "--out", str(tmp_path / "out"), "--no-progress"]
     assert main(args) == 0

@@ -19,7 +19,7 @@ SAMPLER = SamplerConfig(video_steps=2, guidance_scale=2.0, action_steps=2)
 
 
 def _bundle():
-    return tiny_bundle(image_size=(16, 16), cameras=["corner"], frame_stride=2)
+    return tiny_bundle(image_size=(16, 16), cameras=["corner"], frame_stride=2, tasks=[TASK])
 
 
 @pytest.mark.parametrize("action_space", ["delta", "target"])

@@ -31,7 +31,7 @@ def _two_chunks(policy: AIMPolicy, seed: int = 7):
     bundle = policy.bundle
     env = PointEnv(bundle.cameras, bundle.image_size)
     env.reset(seed)
-    policy.reset(TASKS[0], observe(env), episode_seed=seed)
+    policy.reset(TASKS[0], observe(env), episode_seed=seed, task=TASKS[0])
     first = policy.predict().actions
     executed = np.clip(first, -1, 1)
     policy.observe(_frames(env, executed, policy.frame_stride), executed)
@@ -64,7 +64,7 @@ def test_executed_actions_return_normalised():
     frames = _frames(env, executed, scaled.frame_stride)
     second = []
     for policy, told in ((scaled, executed), (plain, (executed - mean.numpy()) / std.numpy())):
-        policy.reset(TASKS[0], first, episode_seed=3)
+        policy.reset(TASKS[0], first, episode_seed=3, task=TASKS[0])
         policy.predict()
         policy.observe(frames, told)
         second.append(policy.predict().actions)
@@ -90,7 +90,7 @@ def test_noise_depends_on_the_episode_seed_only():
     first = observe(env)
     chunks = []
     for episode_seed in (11, 12, 11):
-        policy.reset(TASKS[1], first, episode_seed)
+        policy.reset(TASKS[1], first, episode_seed, task=TASKS[1])
         chunks.append(policy.predict().actions)
     np.testing.assert_array_equal(chunks[0], chunks[2])
     assert not np.allclose(chunks[0], chunks[1])
@@ -101,7 +101,7 @@ def test_value_maps_are_decoded_heat_on_the_canvas():
     policy = AIMPolicy(bundle, SAMPLER)
     env = PointEnv(bundle.cameras, bundle.image_size)
     env.reset(0)
-    policy.reset(TASKS[0], observe(env), 0)
+    policy.reset(TASKS[0], observe(env), 0, task=TASKS[0])
     chunk = policy.predict(value_maps=True)
     assert chunk.value_maps.shape == (policy.frames_per_chunk, bundle.layout.height, bundle.layout.width)
     assert chunk.value_maps.min() >= 0 and chunk.value_maps.max() <= 1 and chunk.value_maps.std() > 0
@@ -114,7 +114,7 @@ def test_model_without_value_stream_has_no_value_maps():
     policy = AIMPolicy(bundle, SAMPLER)
     env = PointEnv(bundle.cameras, bundle.image_size)
     env.reset(0)
-    policy.reset(TASKS[0], observe(env), 0)
+    policy.reset(TASKS[0], observe(env), 0, task=TASKS[0])
     chunk = policy.predict(value_maps=True)
     assert chunk.value_maps is None and chunk.actions.shape == (bundle.structure.actions_per_chunk, 4)
 
@@ -127,7 +127,7 @@ def test_errors_name_the_problem():
     env = PointEnv(bundle.cameras, bundle.image_size)
     env.reset(0)
     first = observe(env)
-    policy.reset(TASKS[0], first, 0)
+    policy.reset(TASKS[0], first, 0, task=TASKS[0])
     actions = policy.predict().actions
     with pytest.raises(ValueError, match="observed at 2 frames"):
         policy.observe([first], actions)
@@ -136,8 +136,8 @@ def test_errors_name_the_problem():
     small = PointEnv(bundle.cameras, (4, 4))
     small.reset(0)
     with pytest.raises(ValueError, match=r"must be \(8, 8, 3\) uint8"):
-        policy.reset(TASKS[0], observe(small), 0)
+        policy.reset(TASKS[0], observe(small), 0, task=TASKS[0])
     with pytest.raises(KeyError, match="unknown tasks"):
-        policy.reset("fly", first, 0)
+        policy.reset("fly away", first, 0, task="fly")
     with pytest.raises(ValueError, match="disagree"):
         AIMPolicy(dataclasses.replace(bundle, frame_stride=3))

@@ -16,17 +16,18 @@ from aim.model.sampler import SamplerConfig
 from .helpers import tiny_bundle
 
 CAMERAS = ("head_camera", "front_camera", "left_camera", "right_camera")
-INSTRUCTION = "reach"  # one of the tiny bundle's tasks
+TASK = "reach"  # one of the tiny bundle's tasks
+INSTRUCTION = "move the gripper over to the marker"  # what a per-task embedding cannot read
 SAMPLER = SamplerConfig(video_steps=2, guidance_scale=2.0, action_steps=2)
 
 
-def recorded_observation(rng: np.random.Generator) -> dict:
-    """One step of RoboTwin's observation dict (shared/spec/ECOSYSTEM.md), aloha-agilex sizes."""
+def recorded_observation(rng: np.random.Generator, image_size=(240, 320)) -> dict:
+    """One step of RoboTwin's observation dict (aim.data.robotwin's docstring), aloha-agilex sizes."""
     cameras = {}
     for name in CAMERAS:
         rotation, _ = np.linalg.qr(rng.normal(size=(3, 3)))
         cameras[name] = {
-            "rgb": rng.integers(0, 256, (240, 320, 3), dtype=np.uint8),
+            "rgb": rng.integers(0, 256, (*image_size, 3), dtype=np.uint8),
             "intrinsic_cv": np.array([[300.0, 0, 160], [0, 300.0, 120], [0, 0, 1]]),
             "extrinsic_cv": np.concatenate([rotation, rng.normal(size=(3, 1))], axis=1),
             "cam2world_gl": np.eye(4),
@@ -45,19 +46,20 @@ class RecordingTaskEnv:
     """RoboTwin's TASK_ENV as the policy sees it: take_action records every call, and counts
     and acts only until the step limit or success, as RoboTwin's does."""
 
-    def __init__(self, step_lim: int, succeed_at: int | None = None):
-        self.step_lim, self.succeed_at = step_lim, succeed_at
+    def __init__(self, step_lim: int, succeed_at: int | None = None, instruction: str = INSTRUCTION,
+                 image_size=(240, 320)):
+        self.step_lim, self.succeed_at, self.instruction = step_lim, succeed_at, instruction
         self.take_action_cnt, self.eval_success = 0, False
         self.actions, self.get_obs_calls = [], 0
-        self.rng = np.random.default_rng()
-        self.first = recorded_observation(self.rng)
+        self.rng, self.image_size = np.random.default_rng(), image_size
+        self.first = recorded_observation(self.rng, image_size)
 
     def get_instruction(self) -> str:
-        return INSTRUCTION
+        return self.instruction
 
     def get_obs(self) -> dict:
         self.get_obs_calls += 1
-        return self.first if self.get_obs_calls == 1 else recorded_observation(self.rng)
+        return self.first if self.get_obs_calls == 1 else recorded_observation(self.rng, self.image_size)
 
     def take_action(self, action, action_type="qpos"):
         self.actions.append((np.array(action), action_type))  # every call, ignored ones too
@@ -104,7 +106,7 @@ def test_policy_folder_runs_a_qpos_episode(policy_module, monkeypatch, tmp_path)
     loaded = []
     monkeypatch.setattr("aim.train.bundle.load_bundle", lambda path, device: loaded.append((path, device)) or bundle)
     usr_args = yaml.safe_load((folder / "deploy_policy.yml").read_text())
-    usr_args.update(task_name="beat_block_hammer", task_config="demo_clean", ckpt_setting="v1", seed=0,
+    usr_args.update(task_name=TASK, task_config="demo_clean", ckpt_setting="v1", seed=0,
                     left_arm_dim=6, right_arm_dim=6)
     model = module.get_model(usr_args)
     assert loaded == [(str((tmp_path / "run").resolve()), "cpu")]
@@ -120,7 +122,7 @@ def test_policy_folder_runs_a_qpos_episode(policy_module, monkeypatch, tmp_path)
     # The first chunk, in order, is what the policy predicts from the recorded first observation,
     # with RoboTwin's gripper range [0 closed, 1 open] enforced and nothing else touched.
     reference = AIMPolicy(bundle, SAMPLER, seed=0)
-    reference.reset(INSTRUCTION, robotwin_observation(task_env.first), 0)
+    reference.reset(INSTRUCTION, robotwin_observation(task_env.first), 0, task=TASK)
     predicted = reference.predict().actions
     executed = np.stack([a for a, _ in task_env.actions[:per_chunk]])
     grippers = [6, 13]
@@ -135,7 +137,7 @@ def test_ee_actions_and_early_success(monkeypatch):
 
     bundle = _bundle(16, (7, 15))
     monkeypatch.setattr("aim.train.bundle.load_bundle", lambda path, device: bundle)
-    model = adapter.get_model({"run_dir": "run", "seed": 3, "video_steps": 2, "action_steps": 2})
+    model = adapter.get_model({"run_dir": "run", "seed": 3, "video_steps": 2, "action_steps": 2, "task_name": TASK})
     assert model.action_type == "ee"
     task_env = RecordingTaskEnv(step_lim=50, succeed_at=3)
     assert run_episode(adapter, model, task_env) == 1
@@ -178,6 +180,8 @@ def test_observation_mapping_and_errors():
     with pytest.raises(KeyError, match="observation/right_camera/intrinsic_cv"):
         robotwin_observation(observation)
     with pytest.raises(ValueError, match="RoboTwin takes"):
-        RoboTwinPolicy(tiny_bundle(action_channels=4))
+        RoboTwinPolicy(tiny_bundle(action_channels=4), task=TASK)
     with pytest.raises(ValueError, match="no RoboTwin camera maps to"):
-        RoboTwinPolicy(tiny_bundle(action_channels=14, cameras=["head", "left_wrist", "top"]))
+        RoboTwinPolicy(tiny_bundle(action_channels=14, cameras=["head", "left_wrist", "top"]), task=TASK)
+    with pytest.raises(ValueError, match=r"trained on tasks \['push', 'reach'\], not 'stack_blocks'"):
+        RoboTwinPolicy(tiny_bundle(action_channels=14), task="stack_blocks")

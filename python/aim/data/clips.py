@@ -33,7 +33,10 @@ class ClipDataset(torch.utils.data.Dataset):
     (T, 3, Hc, Wc), the heat replicated to 3 channels (spec §4), when the dataset has them;
     ``actions`` (S, A) and ``proprio`` (S, P), z-scored with ``meta/stats.json`` when
     ``normalize``; ``intrinsics`` (V, 3, 3) and ``extrinsics`` (T, V, 4, 4) of each view's own
-    image; ``instruction`` (str), ``task_index``, ``episode_index``, ``start`` (int).
+    image, when the dataset has calibration (``reader.has_calibration``; only value maps and the
+    Stage II reward need it); ``task`` (the task id), ``instruction`` (str: one of the episode's
+    instructions, drawn per clip from (episode, start), so a clip reads the same one every time and
+    the clips of an episode with paraphrases cover them all), ``task_index``, ``episode_index``, ``start`` (int).
 
     ``video_backend`` and ``skip_bad`` go to the :class:`DatasetReader` opened for a path (see
     there); with ``skip_bad``, clips come from ``reader.valid_episodes`` only and
@@ -89,18 +92,21 @@ class ClipDataset(torch.utils.data.Dataset):
         cameras = self.layout.cameras
         images = {c: _to_chw(reader.frames(episode, fmt.image_key(c), frame_steps)) / 255.0 for c in cameras}
         data = reader.episode_data(episode)
+        instructions = reader.instructions(episode)
         item = {
             "frames": self.layout.pack(images),
             "actions": self._vector(data, fmt.ACTION, steps),
             "proprio": self._vector(data, fmt.STATE, steps),
-            "intrinsics": torch.stack([torch.from_numpy(reader.intrinsics(episode, c)) for c in cameras]).float(),
-            "extrinsics": torch.stack([torch.from_numpy(reader.extrinsics(episode, c)[frame_steps]) for c in cameras],
-                                      dim=1).float(),
-            "instruction": reader.instruction(episode),
+            "task": reader.task_name(episode),
+            "instruction": instructions[int(np.random.default_rng([episode, start]).integers(len(instructions)))],
             "task_index": int(data["task_index"][start]),
             "episode_index": episode,
             "start": start,
         }
+        if reader.has_calibration:
+            item["intrinsics"] = torch.stack([torch.from_numpy(reader.intrinsics(episode, c)) for c in cameras]).float()
+            item["extrinsics"] = torch.stack([torch.from_numpy(reader.extrinsics(episode, c)[frame_steps])
+                                              for c in cameras], dim=1).float()
         if reader.has_value_maps:
             heat = {c: torch.from_numpy(reader.value_maps(episode, c, frame_steps))[:, None].expand(-1, 3, -1, -1)
                     for c in cameras}

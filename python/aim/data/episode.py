@@ -18,6 +18,8 @@ class Episode:
     "pick-place-v3"), ``instruction`` the language instruction the model reads, ``seed`` the
     simulator seed that produced it (None for recorded data), so collection can resume;
     ``action_names`` names the action channels (what an action means), when known.
+    ``paraphrases`` are other instructions of the same episode a text encoder may train on, and
+    ``unseen_instructions`` ones kept for evaluation only (RoboTwin's "seen" and "unseen" lists).
     """
 
     task: str
@@ -30,6 +32,8 @@ class Episode:
     value_maps: dict[str, np.ndarray] = field(default_factory=dict)
     seed: int | None = None
     action_names: tuple[str, ...] | None = None
+    paraphrases: tuple[str, ...] = ()
+    unseen_instructions: tuple[str, ...] = ()
 
     @property
     def length(self) -> int:

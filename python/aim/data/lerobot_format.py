@@ -10,7 +10,8 @@ Layout (``root/``)::
     meta/info.json                              format version, fps, totals, features, templates
     meta/tasks.parquet                          task_index, indexed by the instruction text
     meta/episodes/chunk-000/file-000.parquet    one row per episode (lengths, file locations,
-                                                task id, camera intrinsics, per-episode stats)
+                                                task id, instructions, camera intrinsics,
+                                                per-episode stats)
     meta/stats.json                             mean/std/min/max/count/q01..q99 of actions, proprio
     data/chunk-XXX/file-YYY.parquet             one row per frame (file YYY = episode's slot)
     videos/<key>/chunk-XXX/file-YYY.mp4         consecutive episodes of one video key, each at its
@@ -21,7 +22,12 @@ spec §4 heat in [0, 1], stored as grey uint8 round(255 * heat) replicated to 3 
 Per-frame camera extrinsics (world-to-camera, OpenCV axes, 4x4 row-major, the convention of
 ``aim.ops.value_maps``) are the parquet column ``observation.extrinsics.<camera>`` (16 floats);
 intrinsics (pixels, 3x3 row-major) are per episode in the episodes table, column
-``cameras/<camera>/intrinsics`` (9 floats).
+``cameras/<camera>/intrinsics`` (9 floats). The episodes table also names each episode's task
+(``task_name``, e.g. "pick-place-v3"), lists the instructions a model may train on
+(``instructions``: the episode's LeRobot task text first, then paraphrases) and those kept for
+evaluation (``unseen_instructions``). ``meta/info.json``'s ``aim`` section records how the views
+were rendered and what the actions are (``render``, ``action_space``). Plain LeRobot datasets
+have none of these extras; readers fall back to the task text and treat them as uncalibrated.
 """
 
 from __future__ import annotations
@@ -110,6 +116,12 @@ def render_settings(info: dict) -> dict:
     the simulator settings its collector chose (e.g. ``{"multisample": 0}``); {} where it kept
     the simulator's own (and for datasets that do not say)."""
     return dict(info.get("aim", {}).get("render", {}))
+
+
+def action_space(info: dict) -> dict:
+    """What the actions of a dataset with ``info`` (meta/info.json) are beyond their channel names,
+    e.g. ``{"kind": "ee", "frame": "first_pose"}`` (``aim.data.robotwin``); {} where unspecified."""
+    return dict(info.get("aim", {}).get("action_space", {}))
 
 
 def read_info(root: Path) -> dict:

@@ -130,6 +130,38 @@ class DatasetReader:
         """The episode's instruction (the LeRobot task text of its first frame)."""
         return self.tasks[int(self.episode_data(episode)["task_index"][0])]
 
+    def instructions(self, episode: int) -> list[str]:
+        """Every instruction a model may train on for the episode: its instruction first, then the
+        paraphrases the dataset keeps (episodes-table column ``instructions``, where there is one)."""
+        return _unique([self.instruction(episode), *self._strings("instructions", episode)])
+
+    def unseen_instructions(self, episode: int) -> list[str]:
+        """Instructions kept for evaluation only (RoboTwin's "unseen" paraphrases), where recorded."""
+        return self._strings("unseen_instructions", episode)
+
+    def task_name(self, episode: int) -> str:
+        """The episode's task id (``task_name`` column, e.g. "pick-place-v3"); datasets without one
+        (plain LeRobot datasets) name a task by its instruction."""
+        if "task_name" in self.episodes:
+            name = self.episodes["task_name"].iloc[episode]
+            if isinstance(name, str) and name:
+                return name
+        return self.instruction(episode)
+
+    def _strings(self, column: str, episode: int) -> list[str]:
+        if column not in self.episodes:
+            return []
+        values = self.episodes[column].iloc[episode]
+        return [] if values is None else [str(v) for v in values]
+
+    @property
+    def has_calibration(self) -> bool:
+        """Whether every camera has intrinsics (episodes table) and extrinsics (per frame): what value
+        maps, their projections and the Stage II reward need; plain LeRobot datasets have none."""
+        features = self.info["features"]
+        return bool(self.cameras) and all(
+            fmt.intrinsics_column(c) in self.episodes and fmt.extrinsics_key(c) in features for c in self.cameras)
+
     def intrinsics(self, episode: int, camera: str) -> np.ndarray:
         """(3, 3) pixels, from the episodes table (``cameras/<camera>/intrinsics``)."""
         column = fmt.intrinsics_column(camera)
@@ -173,6 +205,10 @@ class DatasetReader:
         """(N, H, W) float32 heat in [0, 1] (spec §4) decoded from ``observation.value_maps.<camera>``."""
         grey = self.frames(episode, fmt.value_map_key(camera), frame_indices)
         return grey.mean(axis=-1, dtype=np.float32) / 255.0
+
+
+def _unique(values: list[str]) -> list[str]:
+    return list(dict.fromkeys(values))
 
 
 def _read_parquet(path: Path) -> pa.Table:

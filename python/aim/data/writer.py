@@ -43,12 +43,16 @@ class DatasetWriter:
     ``frame_every`` k > 1 records that the images were rendered every k-th step only, the rows in
     between repeating the last rendered row's images, value maps and extrinsics (``meta/info.json``,
     ``aim.frame_every``; readers start clips on rendered rows only). ``render`` records the
-    simulator's rendering settings (``aim.render``: evaluation renders as the data was rendered).
+    simulator's rendering settings (``aim.render``: evaluation renders as the data was rendered);
+    ``action_space`` what the actions are, beyond their channel names (``aim.action_space``, e.g.
+    ``{"kind": "ee", "frame": "first_pose"}``: evaluation acts in the same space). Appending to a
+    dataset recorded with other ``frame_every``, ``render`` or ``action_space`` is refused.
     """
 
     def __init__(self, root: str | Path, fps: int, *, mode: str = "create", codec: VideoCodec | None = None,
                  robot_type: str = "unknown", meta_every: int = 1, episodes_per_video_file: int = 20,
-                 video_file_mb: float = 100.0, frame_every: int = 1, render: dict | None = None) -> None:
+                 video_file_mb: float = 100.0, frame_every: int = 1, render: dict | None = None,
+                 action_space: dict | None = None) -> None:
         if mode not in MODES:
             raise ValueError(f"DatasetWriter: mode must be one of {MODES}, got {mode!r}")
         if frame_every < 1:
@@ -60,6 +64,7 @@ class DatasetWriter:
         self.fps = int(fps)
         self.frame_every = int(frame_every)
         self.render = dict(render or {})
+        self.action_space = dict(action_space or {})
         self.codec = codec or VideoCodec()
         self.robot_type = robot_type
         self.meta_every = max(1, int(meta_every))
@@ -104,6 +109,10 @@ class DatasetWriter:
         if existing_render != self.render:
             raise ValueError(f"{self.root / fmt.INFO_PATH}: views rendered with {existing_render or 'the defaults'}, but "
                              f"the writer's episodes were rendered with {self.render or 'the defaults'}")
+        existing_actions = fmt.action_space(info)
+        if existing_actions != self.action_space:
+            raise ValueError(f"{self.root / fmt.INFO_PATH}: actions recorded as {existing_actions or 'unspecified'}, but "
+                             f"the writer's are {self.action_space or 'unspecified'}")
         self._features = info["features"]
         self._cameras = list(info.get("aim", {}).get("cameras", []))
         tasks = pd.read_parquet(self.root / fmt.TASKS_PATH)
@@ -226,6 +235,8 @@ class DatasetWriter:
         chunk, file = fmt.chunk_and_file(index)  # one data file per episode
         row = {
             "episode_index": index, "tasks": [episode.instruction], "task_name": episode.task, "seed": episode.seed,
+            "instructions": [episode.instruction, *episode.paraphrases],
+            "unseen_instructions": list(episode.unseen_instructions),
             "length": t,
             "data/chunk_index": chunk, "data/file_index": file,
             "dataset_from_index": start, "dataset_to_index": start + t,
@@ -270,6 +281,7 @@ class DatasetWriter:
             "aim": {"cameras": self._cameras,
                     "frame_every": self.frame_every,
                     "render": self.render,
+                    "action_space": self.action_space,
                     "value_maps": "grey uint8 = round(255 * heat), heat in [0, 1], replicated to RGB",
                     "extrinsics": "world-to-camera, OpenCV axes, 4x4 row-major per frame",
                     "intrinsics": "pixels, 3x3 row-major per episode (episodes table)"},

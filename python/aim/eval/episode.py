@@ -75,7 +75,7 @@ def run_episode(policy: AIMPolicy, suite: Suite, task: str, seed: int, max_steps
     env = suite.make(task, bundle.cameras, image_size)
     env.reset(seed)
     observation = observe(env)
-    policy.reset(suite.instruction(task), observation, seed)
+    policy.reset(suite.instruction(task), observation, seed, task=task)
     record = video_path is not None
     pictures = [rollout_picture(bundle.layout, observation, image_size)] if record else []
     steps, success, latencies = 0, False, []

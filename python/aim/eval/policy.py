@@ -34,6 +34,7 @@ from aim.train.batches import (
     encode_canvases,
     encode_text,
     normalize_actions,
+    text_prompts,
 )
 
 Tensor = torch.Tensor
@@ -90,12 +91,15 @@ class AIMPolicy:
         return self._require_episode()
 
     def reset(self, instruction: str, observation: Observation, episode_seed: int,
-              generator: torch.Generator | None = None) -> None:
-        """Starts an episode at ``observation``. A model observing several frames before its first
-        chunk sees this one repeated: the robot is at rest when an episode starts. ``generator``
-        replaces the noise seeded by (policy seed, episode seed), for episodes that share a seed."""
+              generator: torch.Generator | None = None, task: str | None = None) -> None:
+        """Starts an episode of ``task`` (its id; what a per-task embedding conditions on) under
+        ``instruction`` (what a text encoder reads) at ``observation``. A model observing several
+        frames before its first chunk sees this one repeated: the robot is at rest when an episode
+        starts. ``generator`` replaces the noise seeded by (policy seed, episode seed), for episodes
+        that share a seed."""
+        prompts = text_prompts(self.bundle.text_encoder, None if task is None else [task], [instruction])
         with torch.no_grad():
-            text = encode_text(self.bundle.text_encoder, [instruction], self.device).to(self.dtype)
+            text = encode_text(self.bundle.text_encoder, prompts, self.device).to(self.dtype)
         self._rollout = Rollout(self.bundle.model, self.bundle.structure, text, self.sampler_config,
                                 use_cache=self.use_cache)
         self._generator = seeded_generator(self.seed, episode_seed) if generator is None else generator

@@ -14,28 +14,40 @@ to the policy. It stops early when RoboTwin reports success or the step limit (i
 Observations: ``observation/<camera>/{rgb (240, 320, 3) uint8, intrinsic_cv (3, 3),
 extrinsic_cv (3, 4) world-to-camera, OpenCV axes}``; cameras are renamed as
 ``aim.data.robotwin`` renames them for training (``head_camera`` -> ``head``, ...).
-Actions: the model's action width picks RoboTwin's action type, 14 -> ``qpos`` (6 joints and a
-gripper per arm, left first, the ``joint_action/vector`` that converted datasets train on) and
-16 -> ``ee`` (per arm x, y, z, qw, qx, qy, qz, gripper, absolute in the world frame); grippers
-are clipped to RoboTwin's [0 closed, 1 open] and ``ee`` quaternions normalised.
+
+Actions are in the space the training data recorded (the bundle's ``action_space``; for bundles
+without one, the width decides: 14 -> ``qpos``, 16 -> ``ee``): ``qpos`` (each arm's joints and
+gripper, left first, the ``joint_action/vector`` converted datasets train on) or ``ee`` (per arm
+x, y, z, qw, qx, qy, qz, gripper in the world frame; a model trained on poses relative to the
+episode's first pose has that pose, read from the first observation's ``endpose``, added back).
+Grippers are clipped to RoboTwin's [0 closed, 1 open] and ``ee`` quaternions normalised; the
+model observes the actions as executed, in its own space.
+
+Instructions: a model with a text encoder reads the harness's ``get_instruction()`` (an unseen
+paraphrase under RoboTwin's standard evaluation). A model conditioned on a per-task embedding
+cannot read text; it conditions on the task the harness names (``usr_args["task_name"]``), checked
+at :func:`get_model` against the tasks it was trained on, and logs that it does.
 """
 
 from __future__ import annotations
 
+import logging
 import stat
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from aim.data.robotwin import DEFAULT_CAMERAS
+from aim.data import ee_poses
+from aim.data.robotwin import ARMS, DEFAULT_CAMERAS, FIRST_POSE
 from aim.eval.observation import Observation
 from aim.eval.policy import AIMPolicy
 from aim.model.sampler import SamplerConfig
+from aim.model.text_encoders import TaskEmbedding
 
 ACTION_TYPES = {14: "qpos", 16: "ee"}
-GRIPPERS = {"qpos": (6, 13), "ee": (7, 15)}  # index of each arm's gripper, left then right
-QUATERNIONS = {"ee": (slice(3, 7), slice(11, 15))}
+EE_GRIPPERS = (7, 15)  # each arm's gripper in an ee action, left then right
+log = logging.getLogger("aim")
 
 
 def robotwin_observation(observation: dict, cameras: dict[str, str] = DEFAULT_CAMERAS) -> Observation:
@@ -57,23 +69,31 @@ def robotwin_observation(observation: dict, cameras: dict[str, str] = DEFAULT_CA
 
 
 class RoboTwinPolicy:
-    """An :class:`AIMPolicy` speaking RoboTwin's deploy-policy protocol (one episode at a time)."""
+    """An :class:`AIMPolicy` speaking RoboTwin's deploy-policy protocol (one episode at a time).
+
+    ``task`` is the harness's task name: what a model with a per-task embedding conditions on (it
+    must be one of the model's tasks); a model with a text encoder reads the instruction instead.
+    """
 
     def __init__(self, bundle, sampler_config: SamplerConfig = SamplerConfig(), seed: int = 0,
-                 cameras: dict[str, str] = DEFAULT_CAMERAS) -> None:
+                 cameras: dict[str, str] = DEFAULT_CAMERAS, task: str | None = None) -> None:
         width = bundle.model.config.action_channels
-        if width not in ACTION_TYPES:
-            raise ValueError(f"RoboTwinPolicy: the model's actions are {width}-d; RoboTwin takes "
-                             f"{', '.join(f'{d}-d {t}' for d, t in ACTION_TYPES.items())}")
+        self.action_type = bundle.action_space.get("kind") or ACTION_TYPES.get(width)
+        if self.action_type not in ("qpos", "ee") or (self.action_type == "ee" and width != 16):
+            raise ValueError(f"RoboTwinPolicy: the model's actions are {width}-d "
+                             f"{self.action_type or 'unnamed'}; RoboTwin takes 16-d ee or qpos (14-d on aloha-agilex)")
+        self.relative = bundle.action_space.get("frame") == FIRST_POSE
         missing = set(bundle.cameras) - set(cameras.values())
         if missing:
             raise ValueError(f"RoboTwinPolicy: the model was trained on cameras {sorted(missing)} that no RoboTwin "
                              f"camera maps to (mapping: {cameras})")
+        self.task = _conditioning_task(bundle.text_encoder, task)
         self.policy = AIMPolicy(bundle, sampler_config, seed)
-        self.action_type = ACTION_TYPES[width]
         self.cameras = {source: name for source, name in cameras.items() if name in bundle.cameras}
+        self.grippers = EE_GRIPPERS if self.action_type == "ee" else _qpos_grippers(bundle.action_names, width)
         self.episodes = 0
         self.started = False
+        self.first_pose: np.ndarray | None = None
 
     def reset(self) -> None:
         """Before each episode: the next :meth:`step` starts a new rollout."""
@@ -83,7 +103,12 @@ class RoboTwinPolicy:
         """One chunk in ``task_env`` (RoboTwin's ``eval``)."""
         policy = self.policy
         if not self.started:
-            policy.reset(task_env.get_instruction(), robotwin_observation(observation, self.cameras), self.episodes)
+            instruction = task_env.get_instruction()
+            if self.task is not None and self.episodes == 0:
+                log.info("aim: the model conditions on its embedding of task %r (it cannot read text; "
+                         "the harness's instruction %r is not used)", self.task, instruction)
+            self.first_pose = endpose_vector(observation) if self.relative else None
+            policy.reset(instruction, robotwin_observation(observation, self.cameras), self.episodes, task=self.task)
             self.episodes += 1
             self.started = True
         actions = self.robotwin_actions(policy.predict().actions)
@@ -95,16 +120,57 @@ class RoboTwinPolicy:
             executed.append(action)
             if (i + 1) % policy.frame_stride == 0:
                 frames.append(robotwin_observation(task_env.get_obs(), self.cameras))
-        policy.observe(frames, np.stack(executed))
+        policy.observe(frames, self.model_actions(np.stack(executed)))
 
     def robotwin_actions(self, actions: np.ndarray) -> np.ndarray:
-        """(N, A) model actions as RoboTwin takes them: grippers in [0, 1], unit quaternions."""
+        """(N, A) model actions as RoboTwin takes them: world-frame poses, grippers in [0, 1], unit
+        quaternions."""
         out = actions.copy()
-        grippers = list(GRIPPERS[self.action_type])
-        out[:, grippers] = np.clip(out[:, grippers], 0.0, 1.0)
-        for quaternion in QUATERNIONS.get(self.action_type, ()):
-            out[:, quaternion] /= np.linalg.norm(out[:, quaternion], axis=1, keepdims=True).clip(min=1e-8)
+        if self.relative:
+            out = ee_poses.from_first_pose_frame(out, self.first_pose)
+        out[:, list(self.grippers)] = np.clip(out[:, list(self.grippers)], 0.0, 1.0)
+        if self.action_type == "ee":
+            for arm in range(len(ARMS)):
+                quaternion = slice(arm * ee_poses.ARM_WIDTH + 3, arm * ee_poses.ARM_WIDTH + 7)
+                out[:, quaternion] /= np.linalg.norm(out[:, quaternion], axis=1, keepdims=True).clip(min=1e-8)
         return out
+
+    def model_actions(self, actions: np.ndarray) -> np.ndarray:
+        """Executed RoboTwin actions in the model's space (the inverse of :meth:`robotwin_actions`)."""
+        return ee_poses.to_first_pose_frame(actions, self.first_pose) if self.relative else actions
+
+
+def endpose_vector(observation: dict) -> np.ndarray:
+    """(16,) ee vector (per arm x, y, z, qw, qx, qy, qz, gripper) of a RoboTwin observation's ``endpose``."""
+    try:
+        endpose = observation["endpose"]
+        parts = [np.r_[np.asarray(endpose[f"{arm}_endpose"], dtype=np.float64), float(endpose[f"{arm}_gripper"])]
+                 for arm in ARMS]
+    except KeyError as err:
+        raise KeyError(f"RoboTwin observation has no endpose/{err.args[0]}: a model trained on poses relative to "
+                       "the first pose needs the endpose observation") from err
+    return np.concatenate(parts)
+
+
+def _conditioning_task(text_encoder, task: str | None) -> str | None:
+    """The task a per-task embedding conditions on (None for a text encoder); unknown ones are refused."""
+    if not isinstance(text_encoder, TaskEmbedding):
+        return None
+    known = sorted(text_encoder.tasks)
+    if text_encoder.keyed_by == "instruction":
+        raise ValueError(f"AIM: this model's task embedding is keyed by instruction texts ({known}), so it cannot "
+                         "follow RoboTwin's instructions; retrain it with this version of aim (it keys tasks by name)")
+    if task not in text_encoder.tasks:
+        raise ValueError(f"AIM: the model was trained on tasks {known}, not {task!r}; evaluate it on one of those "
+                         "(eval.sh <task_name> ...) or train it on this task")
+    return task
+
+
+def _qpos_grippers(names: list[str] | None, width: int) -> tuple[int, ...]:
+    """Indices of the grippers in a qpos action: named, else the last channel of each arm's half."""
+    if names:
+        return tuple(i for i, name in enumerate(names) if name.endswith("gripper"))
+    return (width // 2 - 1, width - 1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -124,10 +190,12 @@ def get_model(usr_args: dict) -> RoboTwinPolicy:
         guidance_scale=float(usr_args.get("guidance_scale") or defaults.guidance_scale),
         action_steps=int(usr_args.get("action_steps") or defaults.action_steps),
     )
-    model = RoboTwinPolicy(load_bundle(usr_args["run_dir"], device), sampler, int(usr_args.get("seed") or 0))
+    bundle = load_bundle(usr_args["run_dir"], device)
+    model = RoboTwinPolicy(bundle, sampler, int(usr_args.get("seed") or 0), task=usr_args.get("task_name"))
     arms = (usr_args.get("left_arm_dim"), usr_args.get("right_arm_dim"))
-    if model.action_type == "qpos" and None not in arms and sum(arms) + 2 != 14:
-        raise ValueError(f"AIM: the model acts with 14-d qpos, the robot's arms have {arms} joints")
+    width = bundle.model.config.action_channels
+    if model.action_type == "qpos" and None not in arms and sum(arms) + 2 != width:
+        raise ValueError(f"AIM: the model acts with {width}-d qpos, the robot's arms have {arms} joints")
     return model
 
 

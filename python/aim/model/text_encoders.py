@@ -29,12 +29,21 @@ class TextEncoder(abc.ABC):
 
 
 class TaskEmbedding(nn.Module, TextEncoder):
-    """``tokens`` learned vectors per task; a prompt must be one of ``tasks``."""
+    """``tokens`` learned vectors per task; a prompt must be one of ``tasks``.
 
-    def __init__(self, tasks: Sequence[str], dim: int, tokens: int = 4):
+    ``keyed_by`` says what the prompts are: task ids ("task", e.g. "pick-place-v3"), so every
+    paraphrase of a task's instruction conditions alike, or, in models trained by aim before task
+    ids were recorded, the instruction texts themselves ("instruction").
+    """
+
+    KEYS = ("task", "instruction")
+
+    def __init__(self, tasks: Sequence[str], dim: int, tokens: int = 4, keyed_by: str = "task"):
         super().__init__()
+        if keyed_by not in self.KEYS:
+            raise ValueError(f"TaskEmbedding: keyed_by must be one of {list(self.KEYS)}, got {keyed_by!r}")
         self.tasks = {task: i for i, task in enumerate(tasks)}
-        self.dim, self.tokens = dim, tokens
+        self.dim, self.tokens, self.keyed_by = dim, tokens, keyed_by
         self.embedding = nn.Embedding(len(self.tasks), tokens * dim)
 
     def encode(self, prompts: Sequence[str]) -> Tensor:

@@ -75,7 +75,7 @@ def run_rl_episode(policy: AIMPolicy, suite: Suite, task: str, seed: int, member
     env = suite.make(task, bundle.cameras, image_size)
     env.reset(seed)
     observation = observe(env)
-    policy.reset(suite.instruction(task), observation, seed, generator)
+    policy.reset(suite.instruction(task), observation, seed, generator, task=task)
     intrinsics = _per_camera(bundle.layout.cameras, observation.intrinsics)
     chunks, dense, steps, success = [], [], 0, False
     while True:

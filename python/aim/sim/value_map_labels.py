@@ -12,10 +12,13 @@ Events, found offline over a recorded episode (per-step contacts and object posi
 * without a grasp (press, push, turn, open): the first gripper-object contact.
 
 Frame t shows the next upcoming event (the grasp region until the grasp happens, then the
-place region until placement, then the last event held); before an episode's first event
-nothing is known, so with no event at all the maps stay 0. The points are rendered in every
-view with ``aim.ops.render_value_maps`` (depth-adaptive Gaussians, moving cameras re-projected
-every frame).
+place region until placement, then the last event held); with no event at all the maps stay 0.
+Events may belong to several tracks (the two arms of a bimanual robot, ``Event.track``): frame t
+then shows each track's next event, both when both have one ahead, and once no track has one
+ahead, the episode's last event held. The points are rendered in every view with
+``aim.ops.render_value_maps`` (depth-adaptive Gaussians, moving cameras re-projected every
+frame). Converters of recorded data build events from other signals (``aim.data.gripper_events``)
+and share :func:`points_per_frame` and :func:`render_labels`.
 """
 
 from __future__ import annotations
@@ -35,15 +38,19 @@ SIGMA_MIN = 1.5
 SIGMA_MAX_FRACTION = 1 / 8
 HOLD_STEPS = 3
 REST_SPEED = 0.02
+LABEL_PIXELS_PER_CALL = 1 << 24  # float64 maps of one render call: 128 MiB
 
 
 @dataclass(frozen=True)
 class Event:
-    """An interaction at ``step``: ``kind`` is "grasp", "place" or "contact"; ``points`` (P, 3) world."""
+    """An interaction at ``step``: ``kind`` names it ("grasp", "place", "contact", "release",
+    "reach"); ``points`` (P, 3) world; ``track`` says whose it is (e.g. "left" and "right" for
+    two arms; one track by default)."""
 
     step: int
     kind: str
     points: np.ndarray
+    track: str = ""
 
 
 def detect_events(contacts: list[list[Contact]], object_positions: np.ndarray, dt: float, obj: str,
@@ -77,14 +84,24 @@ def detect_events(contacts: list[list[Contact]], object_positions: np.ndarray, d
 
 
 def points_per_frame(events: list[Event], steps: int) -> tuple[np.ndarray, np.ndarray]:
-    """(points (T, P, 3), mask (T, P)): frame t holds the next upcoming event's points (the last one after all)."""
-    width = max((len(e.points) for e in events), default=1)
-    points, mask = np.zeros((steps, width, 3)), np.zeros((steps, width), dtype=bool)
+    """(points (T, P, 3), mask (T, P)): frame t holds the next upcoming event of every track that
+    has one ahead; once none has, the episode's last event (all events of its step)."""
+    tracks: dict[str, list[Event]] = {}
+    for event in sorted(events, key=lambda e: e.step):
+        tracks.setdefault(event.track, []).append(event)
+    last_step = max((e.step for e in events), default=None)
+    held = [e for e in events if e.step == last_step]
+    shown = []
     for t in range(steps):
-        upcoming = next((e for e in events if e.step >= t), events[-1] if events else None)
-        if upcoming is not None:
-            points[t, : len(upcoming.points)] = upcoming.points
-            mask[t, : len(upcoming.points)] = True
+        ahead = [e for track in tracks.values() if (e := next((e for e in track if e.step >= t), None)) is not None]
+        shown.append(ahead or held)
+    width = max((sum(len(e.points) for e in frame) for frame in shown), default=1) or 1
+    points, mask = np.zeros((steps, width, 3)), np.zeros((steps, width), dtype=bool)
+    for t, frame in enumerate(shown):
+        if frame:
+            stacked = np.concatenate([e.points for e in frame])
+            points[t, : len(stacked)] = stacked
+            mask[t, : len(stacked)] = True
     return points, mask
 
 
@@ -93,17 +110,29 @@ def render_labels(points: np.ndarray, mask: np.ndarray, intrinsics: dict[str, np
                   r_world: float = R_WORLD) -> dict[str, np.ndarray]:
     """(T, H, W) float32 heat per camera: ``points_per_frame``'s output drawn in each view.
 
-    intrinsics[camera] (3, 3) pixels; extrinsics[camera] (T, 4, 4) world-to-camera, OpenCV axes.
+    intrinsics[camera] (3, 3) or, for cameras whose intrinsics change, (T, 3, 3) pixels;
+    extrinsics[camera] (T, 4, 4) world-to-camera, OpenCV axes. Frames are rendered independently
+    (each frame is one batch entry), a block of frames at a time to bound memory.
     """
     cameras = list(intrinsics)
-    maps = render_value_maps(
-        torch.from_numpy(points)[None].double(),
-        torch.from_numpy(mask)[None],
-        torch.from_numpy(np.stack([intrinsics[c] for c in cameras]))[None].double(),
-        torch.from_numpy(np.stack([extrinsics[c] for c in cameras], axis=1))[None].double(),
-        height, width, r_world=r_world, sigma_min=SIGMA_MIN, sigma_max=SIGMA_MAX_FRACTION * min(height, width),
-    )[0]
-    return {c: maps[:, v].float().numpy() for v, c in enumerate(cameras)}
+    steps = len(points)
+    per_frame = np.stack([np.broadcast_to(np.asarray(intrinsics[c], dtype=np.float64), (steps, 3, 3)) for c in cameras],
+                         axis=1)
+    views = np.stack([np.asarray(extrinsics[c], dtype=np.float64) for c in cameras], axis=1)
+    out = {c: np.zeros((steps, height, width), dtype=np.float32) for c in cameras}
+    block = max(1, LABEL_PIXELS_PER_CALL // (len(cameras) * height * width))
+    for lo in range(0, steps, block):
+        hi = min(steps, lo + block)
+        maps = render_value_maps(
+            torch.from_numpy(points[lo:hi, None]).double(),
+            torch.from_numpy(mask[lo:hi, None]),
+            torch.from_numpy(per_frame[lo:hi]),
+            torch.from_numpy(views[lo:hi, None]),
+            height, width, r_world=r_world, sigma_min=SIGMA_MIN, sigma_max=SIGMA_MAX_FRACTION * min(height, width),
+        )[:, 0]
+        for v, c in enumerate(cameras):
+            out[c][lo:hi] = maps[:, v].float().numpy()
+    return out
 
 
 def _points(contacts: list[Contact]) -> np.ndarray:

@@ -23,13 +23,19 @@ from aim.model.clip import ClipStructure
 from aim.model.video_tokenizers import VideoTokenizer
 
 Tensor = torch.Tensor
+VALUE_MAPS_HINT = ("the dataset has no observation.value_maps.* videos: train with model.value_stream=false, or "
+                   "label the data: aim collect writes value maps for Meta-World, aim dataset convert-robotwin for "
+                   "RoboTwin, and aim.data.gripper_events.gripper_value_maps makes them from any robot's end poses, "
+                   "gripper commands and camera calibration")
 
 
 def canvas_layout(cameras: Sequence[str], dataset_view: tuple[int, int], view_size: Sequence[int] | None) -> CanvasLayout:
-    """The canvas for views of ``dataset_view`` (H, W) pixels, shrunk so the head view is ``view_size``.
+    """The canvas for views of ``dataset_view`` (H, W) pixels, shrunk so each view is ``view_size``.
 
-    Three cameras use the paper's head-and-wrists packing (aim.data.canvas), one camera fills the
-    canvas alone. The shrink factor must be an integer (area averaging by whole pixel blocks).
+    One camera fills the canvas alone; two sit side by side (H x 2W); three use the paper's
+    head-and-wrists packing (aim.data.canvas: the first camera on top, the other two at half
+    size below it); four make a 2 x 2 grid (2H x 2W), in the given order, row by row. The shrink
+    factor must be an integer (area averaging by whole pixel blocks).
     """
     height, width = dataset_view
     h, w = (height, width) if view_size is None else (int(view_size[0]), int(view_size[1]))
@@ -37,15 +43,19 @@ def canvas_layout(cameras: Sequence[str], dataset_view: tuple[int, int], view_si
         raise ValueError(f"view size {h}x{w} does not divide the dataset's {height}x{width} views "
                          "by one integer factor")
     factor = height // h
-    if len(cameras) == 1:
-        return CanvasLayout(h, w, (ViewSlot(cameras[0], 0, 0, factor),))
-    if len(cameras) != 3:
-        raise ValueError(f"a canvas packs one camera or three (head, left wrist, right wrist), got {list(cameras)}")
-    if h % 2 or w % 2:
-        raise ValueError(f"view size {h}x{w} must be even for the head-and-wrists canvas")
-    head, left, right = cameras
-    return CanvasLayout(h + h // 2, w, (ViewSlot(head, 0, 0, factor), ViewSlot(left, h, 0, 2 * factor),
-                                        ViewSlot(right, h, w // 2, 2 * factor)))
+    cameras = list(cameras)
+    if len(cameras) == 3:
+        if h % 2 or w % 2:
+            raise ValueError(f"view size {h}x{w} must be even for the head-and-wrists canvas")
+        head, left, right = cameras
+        return CanvasLayout(h + h // 2, w, (ViewSlot(head, 0, 0, factor), ViewSlot(left, h, 0, 2 * factor),
+                                            ViewSlot(right, h, w // 2, 2 * factor)))
+    grids = {1: (1, 1), 2: (1, 2), 4: (2, 2)}
+    if len(cameras) not in grids:
+        raise ValueError(f"a canvas packs 1 to 4 cameras, got {len(cameras)}: {cameras}")
+    rows, columns = grids[len(cameras)]
+    return CanvasLayout(rows * h, columns * w, tuple(ViewSlot(c, (i // columns) * h, (i % columns) * w, factor)
+                                                     for i, c in enumerate(cameras)))
 
 
 def clip_structure(tokenizer: VideoTokenizer, frame_stride: int, observation_frames: int, num_chunks: int,
@@ -115,24 +125,38 @@ def clip_tensors(bundle, batch: dict, device: torch.device | str | None = None) 
     value = None
     if bundle.model.config.value_stream:
         if "value_maps" not in batch:
-            raise ValueError("the model has a value stream but the batch has no value maps "
-                             "(the dataset has no observation.value_maps.* videos)")
+            raise ValueError(f"the model has a value stream but the batch has no value maps ({VALUE_MAPS_HINT})")
         value = encode_canvases(tokenizer, batch["value_maps"].to(device))[:, :, structure.observation_frames:]
     actions = batch["actions"][:, future_action_steps(tokenizer, structure, bundle.frame_stride)].to(device)
     actions = normalize_actions(actions.float(), bundle.action_mean, bundle.action_std)
     return video, value, actions
 
 
-def encode_text(text_encoder, instructions: Sequence[str], device: torch.device | str) -> Tensor:
-    """(B, L, text_dim) features of the instructions on ``device``."""
-    return text_encoder.encode(list(instructions)).to(device)
+def text_prompts(text_encoder, tasks: Sequence[str] | None, instructions: Sequence[str]) -> list[str]:
+    """What ``text_encoder`` reads for episodes of ``tasks`` given ``instructions``: the task ids for a
+    per-task embedding keyed by them (it cannot read text), the instructions for any other encoder."""
+    if getattr(text_encoder, "keyed_by", "instruction") != "task":
+        return list(instructions)
+    if tasks is None:
+        raise ValueError("the model conditions on a per-task embedding: give the task id of each episode")
+    return list(tasks)
+
+
+def encode_text(text_encoder, prompts: Sequence[str], device: torch.device | str) -> Tensor:
+    """(B, L, text_dim) features of the prompts (see :func:`text_prompts`) on ``device``."""
+    return text_encoder.encode(list(prompts)).to(device)
 
 
 def clip_latents(bundle, batch: dict, device: torch.device | str | None = None):
     """(video, value, actions, text): ``training_loss``'s inputs for a ClipDataset batch."""
     device = torch.device(device) if device is not None else _device_of(bundle.model)
     video, value, actions = clip_tensors(bundle, batch, device)
-    return video, value, actions, encode_text(bundle.text_encoder, batch["instruction"], device)
+    return video, value, actions, encode_text(bundle.text_encoder, batch_prompts(bundle, batch), device)
+
+
+def batch_prompts(bundle, batch: dict) -> list[str]:
+    """The text prompts of a ClipDataset batch for the bundle's text encoder (:func:`text_prompts`)."""
+    return text_prompts(bundle.text_encoder, batch.get("task"), batch["instruction"])
 
 
 def tokens_per_clip(structure: ClipStructure, grid: tuple[int, int], value_stream: bool,

@@ -24,8 +24,8 @@ from aim.data.reader import DatasetReader
 from aim.model import AIMConfig, AIMTransformer, ClipStructure, from_wan_pretrained, preset
 from aim.model.text_encoders import CachedTextEncoder, TaskEmbedding, TextEncoder, UMT5TextEncoder
 from aim.model.video_tokenizers import PixelPatchTokenizer, VideoTokenizer, WanVAETokenizer
-from aim.train.batches import canvas_layout, clip_structure
-from aim.train.config import TrainConfig
+from aim.train.batches import VALUE_MAPS_HINT, canvas_layout, clip_structure
+from aim.train.config import ConfigError, TrainConfig
 
 BUNDLE_FILE = "bundle.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -48,6 +48,7 @@ class ModelBundle:
     train_config: dict
     action_names: list[str] | None = None  # the dataset's action channel names (None: unnamed)
     render: dict = field(default_factory=dict)  # how the dataset's views were rendered (aim.data: render_settings)
+    action_space: dict = field(default_factory=dict)  # what the actions are (aim.data.lerobot_format.action_space)
 
 
 def make_tokenizer(spec: dict) -> VideoTokenizer:
@@ -57,10 +58,11 @@ def make_tokenizer(spec: dict) -> VideoTokenizer:
     return WanVAETokenizer(spec["vae_path"])
 
 
-def make_text_encoder(spec: dict, tasks: list[str], dim: int) -> TextEncoder:
-    """The text encoder of a ``text`` config section: a per-task embedding over ``tasks`` or umT5."""
+def make_text_encoder(spec: dict, tasks: list[str], dim: int, keyed_by: str = "task") -> TextEncoder:
+    """The text encoder of a ``text`` config section: a per-task embedding over ``tasks`` (task ids,
+    or instruction texts where ``keyed_by`` says so) or umT5."""
     if spec["kind"] == "task":
-        return TaskEmbedding(tasks, dim, spec["tokens"])
+        return TaskEmbedding(tasks, dim, spec["tokens"], keyed_by)
     encoder = UMT5TextEncoder(spec["encoder_path"], spec.get("tokenizer_path"), spec["max_length"])
     if encoder.dim != dim:
         raise ValueError(f"text encoder at {spec['encoder_path']} gives {encoder.dim}-d features; the model takes {dim}")
@@ -73,7 +75,9 @@ def build_bundle(config: TrainConfig, reader: DatasetReader) -> ModelBundle:
     cameras = list(config.data.cameras or reader.cameras)
     missing = [c for c in cameras if c not in reader.cameras]
     if missing:
-        raise ValueError(f"data.cameras {missing} are not in {reader.root} (cameras: {reader.cameras})")
+        raise ConfigError(f"data.cameras {missing} are not in {reader.root} (cameras: {reader.cameras})")
+    if config.model.value_stream and not reader.has_value_maps:
+        raise ConfigError(f"{reader.root}: model.value_stream=true needs value maps, but {VALUE_MAPS_HINT}")
     sizes = {tuple(reader.info["features"][fmt.image_key(c)]["shape"][:2]) for c in cameras}
     if len(sizes) != 1:
         raise ValueError(f"{reader.root}: cameras {cameras} have different image sizes {sorted(sizes)}")
@@ -94,7 +98,7 @@ def build_bundle(config: TrainConfig, reader: DatasetReader) -> ModelBundle:
                          f"{config.tokenizer.kind} tokenizer gives {tokenizer.latent_channels}")
     _check_grid(layout, tokenizer, model.config)
     model.gradient_checkpointing = config.model.gradient_checkpointing
-    tasks = [reader.tasks[i] for i in sorted(reader.tasks)]
+    tasks = list(dict.fromkeys(reader.task_name(e) for e in range(len(reader))))
     text_encoder = make_text_encoder(dataclasses.asdict(config.text), tasks, model.config.text_dim)
     mean = std = None
     if config.data.normalize_actions:
@@ -105,7 +109,7 @@ def build_bundle(config: TrainConfig, reader: DatasetReader) -> ModelBundle:
     names = reader.info["features"][fmt.ACTION].get("names")
     return ModelBundle(model, tokenizer, text_encoder, structure, layout, d.frame_stride, mean, std,
                        image_size, cameras, config.to_dict(), None if names is None else list(names),
-                       fmt.render_settings(reader.info))
+                       fmt.render_settings(reader.info), fmt.action_space(reader.info))
 
 
 def _check_grid(layout: CanvasLayout, tokenizer: VideoTokenizer, config: AIMConfig) -> None:
@@ -118,12 +122,13 @@ def _check_grid(layout: CanvasLayout, tokenizer: VideoTokenizer, config: AIMConf
 
 def bundle_metadata(bundle: ModelBundle) -> dict:
     """The JSON-able description of a bundle (everything but the weights)."""
-    tasks = list(bundle.text_encoder.tasks) if isinstance(bundle.text_encoder, TaskEmbedding) else None
+    embedding = bundle.text_encoder if isinstance(bundle.text_encoder, TaskEmbedding) else None
+    text = {"tasks": list(embedding.tasks), "keyed_by": embedding.keyed_by} if embedding else {"tasks": None}
     as_list = lambda t: None if t is None else t.tolist()
     return {
         "model_config": dataclasses.asdict(bundle.model.config),
         "tokenizer": bundle.train_config["tokenizer"],
-        "text": {**bundle.train_config["text"], "tasks": tasks},
+        "text": {**bundle.train_config["text"], **text},
         "structure": dataclasses.asdict(bundle.structure),
         "layout": {"height": bundle.layout.height, "width": bundle.layout.width,
                    "slots": [dataclasses.asdict(s) for s in bundle.layout.slots]},
@@ -132,6 +137,7 @@ def bundle_metadata(bundle: ModelBundle) -> dict:
         "action_std": as_list(bundle.action_std),
         "action_names": bundle.action_names,
         "render": bundle.render,
+        "action_space": bundle.action_space,
         "image_size": list(bundle.image_size),
         "cameras": bundle.cameras,
         "train_config": bundle.train_config,
@@ -173,14 +179,16 @@ def load_bundle(path: str | Path, device: str | torch.device = "cpu") -> ModelBu
     model_config = meta["model_config"]
     model = AIMTransformer(AIMConfig(**{**model_config, "patch_size": tuple(model_config["patch_size"])}))
     tokenizer = make_tokenizer(meta["tokenizer"])
-    text_encoder = make_text_encoder(meta["text"], meta["text"]["tasks"], model.config.text_dim)
+    # Bundles written before task ids were recorded key their task embedding by instruction text.
+    text_encoder = make_text_encoder(meta["text"], meta["text"]["tasks"], model.config.text_dim,
+                                     meta["text"].get("keyed_by", "instruction"))
     layout = CanvasLayout(meta["layout"]["height"], meta["layout"]["width"],
                           tuple(ViewSlot(**s) for s in meta["layout"]["slots"]))
     as_tensor = lambda v: None if v is None else torch.tensor(v, dtype=torch.float32)
     bundle = ModelBundle(model, tokenizer, text_encoder, ClipStructure(**meta["structure"]), layout,
                          meta["frame_stride"], as_tensor(meta["action_mean"]), as_tensor(meta["action_std"]),
                          tuple(meta["image_size"]), list(meta["cameras"]), meta["train_config"], meta.get("action_names"),
-                         meta.get("render", {}))
+                         meta.get("render", {}), meta.get("action_space", {}))
     weights = load_file(str(path / WEIGHTS_FILE))
     for prefix, module in trained_modules(bundle).items():
         state = {k[len(prefix) + 1:]: v for k, v in weights.items() if k.startswith(prefix + ".")}

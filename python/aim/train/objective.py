@@ -31,8 +31,9 @@ class StageOneObjective(nn.Module):
         self.text_encoder = text_encoder
         self.structure, self.loss = structure, loss
 
-    def forward(self, video: Tensor, value: Tensor | None, actions: Tensor, instructions: Sequence[str],
+    def forward(self, video: Tensor, value: Tensor | None, actions: Tensor, prompts: Sequence[str],
                 generator: torch.Generator) -> dict[str, Tensor]:
-        """training_loss's dict (``loss``, ``video``, ``value``, ``action``) for one micro-batch."""
-        text = encode_text(self.text_encoder, instructions, video.device)
+        """training_loss's dict (``loss``, ``video``, ``value``, ``action``) for one micro-batch;
+        ``prompts`` are what the text encoder reads (aim.train.batches.text_prompts)."""
+        text = encode_text(self.text_encoder, prompts, video.device)
         return training_loss(self.model, self.structure, video, value, actions, text, self.loss, generator)
