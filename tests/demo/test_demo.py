@@ -35,8 +35,14 @@ def test_demo_runs_every_stage_then_resumes(tmp_path):
     assert (tmp_path / "figures" / "losses.png").is_file()
     assert "figures/losses.png" in page and ".gif" in page
 
+    assert "Ablation over training seeds" not in page
+    ablation = tmp_path / "ablation" / "ablation.json"  # where benchmarks/ablation.py --out OUT/ablation writes
+    ablation.parent.mkdir()
+    ablation.write_text(json.dumps({"rows": [{"suite": "demo", "variant": v, "seed": 0, "task": "handle-press-v3",
+                                              "successes": 1, "episodes": 2} for v in ("aim", "no-value-map")]}))
     stamps = {v: results_path(tmp_path, v).stat().st_mtime_ns for v in TOY.evaluated}
     second = run_demo(tmp_path, TOY, progress=False)
+    assert "Ablation over training seeds" in second.report.read_text()
     assert set(second.stage_seconds) == {"collect"}  # collection only checks what is there
     assert {v: results_path(tmp_path, v).stat().st_mtime_ns for v in TOY.evaluated} == stamps
     assert second.results == first.results

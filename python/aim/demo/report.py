@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from aim.demo import figures
+from aim.demo import ablation_section, figures
 from aim.demo.pipeline import RL_VARIANT, DemoSettings, run_dir
 
 GOAL = 0.70  # issue 6: mean closed-loop success of the demo tasks
@@ -44,6 +44,7 @@ def write_report(out: Path, settings: DemoSettings, results: dict[str, dict], se
         *([_reinforcement(out, figures.rl_curves(run_dir(out, RL_VARIANT), figure_dir / "rl.png"))]
           if RL_VARIANT in results else []),
         _rollouts(out, results),
+        ablation_section.html_section(out / "ablation" / "ablation.json"),
     ]
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>aim demo</title><style>{_STYLE}</style>"
             f"</head><body>{''.join(sections)}</body></html>")

@@ -31,6 +31,7 @@ import os
 
 import numpy as np
 
+from aim.sim import intent_scenes
 from aim.sim.environment import Contact, Environment, StepResult
 from aim.sim.mujoco_cameras import intrinsics_from_fovy, world_to_camera
 
@@ -61,8 +62,10 @@ def action_space_of(names) -> str:
 
 
 def instruction(task: str) -> str:
-    """The instruction text of a Meta-World task ("pick-place-v3" -> "pick place"), used by data
-    collection and evaluation alike."""
+    """The instruction text of a Meta-World task ("pick-place-v3" -> "pick place") or of an intent
+    task (``aim.sim.intent_scenes``), used by data collection and evaluation alike."""
+    if intent_scenes.is_intent_task(task):
+        return intent_scenes.instruction(task)
     return task.removesuffix("-v3").replace("-", " ")
 
 
@@ -83,13 +86,12 @@ class MetaWorldEnv(Environment):
             raise ValueError(f"MetaWorldEnv: action_space must be one of {sorted(ACTION_SPACES)}, got {action_space!r}")
         check_multisample(multisample, "MetaWorldEnv")
         self.action_space = action_space
-        import gymnasium
         import metaworld  # noqa: F401  (registers the Meta-World environments with gymnasium)
         import mujoco
 
         self._mujoco = mujoco
         self.task = task
-        self._env = gymnasium.make("Meta-World/MT1", env_name=task, disable_env_checker=True)
+        self._env = _gym_env(task)
         self._sim = self._env.unwrapped
         model = self._sim.model
         names = [model.camera(i).name for i in range(model.ncam)]
@@ -162,7 +164,7 @@ class MetaWorldEnv(Environment):
         environment's action space, clipped to what the environment executes."""
         from metaworld.policies import ENV_POLICY_MAP
 
-        policy = ENV_POLICY_MAP[self.task]().get_action
+        policy = ENV_POLICY_MAP[intent_scenes.expert_task(self.task)]().get_action
 
         def act(observation: np.ndarray) -> np.ndarray:
             delta = np.clip(policy(observation), -1.0, 1.0)
@@ -251,6 +253,15 @@ class MetaWorldEnv(Environment):
     def close(self) -> None:
         self._renderer.close()
         self._env.close()
+
+
+def _gym_env(task: str):
+    """Meta-World's MT1 environment of ``task``, or the intent scene of an intent task id."""
+    if intent_scenes.is_intent_task(task):
+        return intent_scenes.gym_env(task)
+    import gymnasium
+
+    return gymnasium.make("Meta-World/MT1", env_name=task, disable_env_checker=True)
 
 
 def _task_selector(env):
