@@ -34,7 +34,7 @@ import torch
 
 import aim
 from aim.demo.ablation_section import markdown_tables
-from aim.demo.pipeline import DEMO_TASKS, QUICK, RL_VARIANT, DemoSettings, run_demo
+from aim.demo.pipeline import DEMO_TASKS, QUICK, RL_VARIANT, VARIANTS, DemoSettings, run_demo
 from aim.sim.intent_scenes import INTENT_TASKS
 from common import environment, record
 
@@ -57,6 +57,10 @@ def main() -> None:
                         help=f"RL-config override, repeatable (default: {' '.join(RL_OVERRIDES)})")
     parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                         help="training-config override for every variant, repeatable")
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS),
+                        help="Stage I variants (a tuning run trains aim alone)")
+    parser.add_argument("--data-from", metavar="OUT", help="read the suites' data from another ablation folder "
+                        "(linked, not collected again)")
     parser.add_argument("--quick", action="store_true", help="the demo's smoke-run budgets (not a result)")
     parser.add_argument("--json", default=str(DEFAULT_JSON), help="where the rows go")
     parser.add_argument("--no-record", action="store_true")
@@ -66,8 +70,10 @@ def main() -> None:
     base = QUICK if args.quick else DemoSettings()
     settings = {}
     for suite in args.suites:
-        settings[suite] = dataclasses.replace(base, tasks=SUITES[suite], rl_iterations=0,
+        settings[suite] = dataclasses.replace(base, tasks=SUITES[suite], rl_iterations=0, variants=tuple(args.variants),
                                               overrides=(*base.overrides, *args.override))
+        if args.data_from:
+            _link_data(out / suite, Path(args.data_from).resolve() / suite)
     for stage in args.passes:
         for seed in args.seeds:
             for suite in args.suites:
@@ -99,7 +105,8 @@ def _seed_folder(out: Path, suite: str, seed: int) -> Path:
     folder = out / suite / f"seed-{seed}"
     folder.mkdir(parents=True, exist_ok=True)
     for name in SHARED:
-        (out / suite / name).mkdir(exist_ok=True)
+        if not (out / suite / name).exists():
+            (out / suite / name).mkdir()
         link = folder / name
         if not link.is_symlink():
             if link.exists():
@@ -107,6 +114,17 @@ def _seed_folder(out: Path, suite: str, seed: int) -> Path:
                                       "(move it away to go on)")
             link.symlink_to(Path("..") / name)
     return folder
+
+
+def _link_data(suite_folder: Path, source: Path) -> None:
+    """``suite_folder``'s data and held-out folders as links to ``source``'s."""
+    suite_folder.mkdir(parents=True, exist_ok=True)
+    for name in SHARED:
+        link = suite_folder / name
+        if not (source / name).is_dir():
+            raise FileNotFoundError(f"--data-from: {source / name} is not a folder (collect it with an ablation run first)")
+        if not link.is_symlink():
+            link.symlink_to(source / name)
 
 
 def collect_rows(out: Path) -> list[dict]:
