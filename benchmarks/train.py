@@ -30,11 +30,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from common import environment, record
 
 import aim
 from aim.data import DatasetWriter, Episode
-from aim.train.monitor import read_metrics
-from common import environment, record
+from aim.runtime.monitor import read_metrics
 
 CAMERAS = ("head", "left_wrist", "right_wrist")
 

@@ -318,5 +318,5 @@ def test_preview_overlays_heat_in_red(dataset, episodes, tmp_path, capsys):
     first = min(CAMERAS)  # cameras are stored in sorted order
     np.testing.assert_array_equal(picture[:, :24],
                                   overlay(episodes[1].images[first][2], np.rint(episodes[1].value_maps[first][2] * 255) / 255))
-    assert main(["dataset", "preview", str(dataset), "--episode", "9", "--out", str(path)]) == 1
+    assert main(["dataset", "preview", str(dataset), "--episode", "9", "--out", str(path)]) == 2
     assert "no frame 0 in episode 9" in capsys.readouterr().err

@@ -14,9 +14,9 @@ import torch
 from aim.model import AIMTransformer, preset
 from aim.model.text_encoders import TaskEmbedding
 from aim.model.video_tokenizers import PixelPatchTokenizer
+from aim.runtime.bundle import ModelBundle
+from aim.runtime.preprocessing import canvas_layout, clip_structure
 from aim.sim.environment import Environment, StepResult
-from aim.train.batches import canvas_layout, clip_structure
-from aim.train.bundle import ModelBundle
 
 CAMERAS = ["head", "left_wrist", "right_wrist"]
 TASKS = ["reach", "push"]
@@ -43,16 +43,17 @@ def tiny_bundle(image_size=(8, 8), frame_stride: int = 2, action_channels: int =
 
 
 def save_bundle(bundle: ModelBundle, directory) -> None:
-    """A checkpoint directory aim.train.bundle.load_bundle reads (bundle.json, model.safetensors)."""
+    """A checkpoint directory aim.runtime.bundle.load_bundle reads (bundle.json, model.safetensors)."""
     import json
 
-    from aim.train.bundle import (
+    from safetensors.torch import save_file
+
+    from aim.runtime.bundle import (
         BUNDLE_FILE,
         WEIGHTS_FILE,
         bundle_metadata,
         trained_modules,
     )
-    from safetensors.torch import save_file
 
     directory.mkdir(parents=True, exist_ok=True)
     weights = {f"{prefix}.{k}": v.contiguous() for prefix, module in trained_modules(bundle).items()

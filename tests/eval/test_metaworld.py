@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 
-# Before metaworld is imported anywhere: this import (through aim.sim.metaworld_env) selects MuJoCo's EGL backend.
 from aim.eval.episode import run_episode
 from aim.eval.metaworld_suite import MetaWorldSuite
 from aim.eval.policy import AIMPolicy
@@ -23,13 +22,13 @@ def _bundle():
 
 
 @pytest.mark.parametrize("action_space", ["delta", "target"])
-def test_targets_follow_the_simulated_hand(action_space):
+def test_targets_follow_the_simulated_hand(action_space, rng):
     """Commanding a constant displacement (or a target 15 cm away), the tool centre travels (with
     some lag) where the predicted targets say: the targets use the simulator's action scale."""
     suite = MetaWorldSuite(action_space)
     env = suite.make(TASK, ("corner",), (16, 16))
     env.reset(0)
-    direction = np.random.default_rng().choice([-1.0, 1.0])
+    direction = rng.choice([-1.0, 1.0])
     start, _ = env.ee_pose()
     if action_space == "delta":
         actions = np.tile([0.0, direction, 0.0, 0.0], (25, 1))
@@ -67,7 +66,7 @@ def test_a_run_is_evaluated_rendering_as_its_data_was_rendered(tmp_path):
     suite = suite_for_run(tmp_path / "run")
     assert suite.multisample == 0 and suite_for_run(bundle).multisample == 0
     assert suite.make(TASK, ("corner",), (16, 16)).multisample == 0
-    from aim.train.bundle import load_bundle
+    from aim.runtime.bundle import load_bundle
 
     assert load_bundle(tmp_path / "run").render == {"multisample": 0}
 

@@ -8,7 +8,7 @@ from aim.eval.overlay import TARGET_COLOUR, project_to_canvas, rollout_picture
 from .helpers import PointEnv, tiny_bundle
 
 
-def test_points_project_into_each_views_slot():
+def test_points_project_into_each_views_slot(rng):
     """PointEnv's cameras sit 2 units behind the origin looking along +z with focal f = W pixels
     and the principal point at the image centre, so (x, y, 0) lands on view pixel
     (c + f x / 2, c + f y / 2); the head view is full size at the canvas top, the wrist views are
@@ -16,7 +16,7 @@ def test_points_project_into_each_views_slot():
     bundle = tiny_bundle(image_size=(8, 8))
     env = PointEnv(bundle.cameras, bundle.image_size)
     env.reset(0)
-    x, y = np.random.default_rng().uniform(-0.3, 0.3, 2)
+    x, y = rng.uniform(-0.3, 0.3, 2)
     u, v = 3.5 + 8 * x / 2, 3.5 + 8 * y / 2
     got = project_to_canvas(np.array([[x, y, 0.0]]), observe(env), bundle.layout, bundle.image_size)
     want = [(u, v), (u / 2 - 0.25, 8 + v / 2 - 0.25), (4 + u / 2 - 0.25, 8 + v / 2 - 0.25)]

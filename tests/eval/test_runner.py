@@ -5,14 +5,14 @@ import json
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from aim.eval.results import SCHEMA, results_table, summarise, write_results
 from aim.eval.runner import EvalSettings, evaluate
 from aim.eval.seeds import EVAL_SEED_OFFSET, eval_seeds
 from aim.eval.workers import WorkerStartError
 from aim.model.sampler import SamplerConfig
-from aim.train.bundle import WEIGHTS_FILE
-from PIL import Image
+from aim.runtime.bundle import WEIGHTS_FILE
 
 from .helpers import TASKS, PointSuite, save_bundle, tiny_bundle
 

@@ -1,4 +1,4 @@
-"""``aim.data.collect``: expert episodes with labels, failures dropped and counted, resume."""
+"""``aim.sim.collect``: expert episodes with labels, failures dropped and counted, resume."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ import pytest
 from aim.data import DatasetReader
 from aim.data import lerobot_format as fmt
 
-# Before metaworld is imported anywhere: this import (through aim.sim.metaworld_env) selects MuJoCo's EGL backend.
-from aim.data.collect import CollectSettings, collect
+from aim.sim.collect import CollectSettings, collect
 
 pytest.importorskip("metaworld")
 
@@ -53,8 +52,7 @@ def test_an_interrupted_collect_resumes_without_rewriting_finished_episodes(tmp_
     """The rollout is replaced by synthetic episodes (the simulator is not what is tested): the first
     run is interrupted at seed 3 (seed 1's expert fails); the second finishes the rest and neither
     rolls out nor rewrites the episodes the first one finished."""
-    from aim.data import collect as collect_module
-
+    from aim.sim import collect as collect_module
     from tests.data.helpers import synthetic_episode
 
     rolled_out, interrupt_at = [], [3]
@@ -92,7 +90,7 @@ def test_an_interrupted_collect_resumes_without_rewriting_finished_episodes(tmp_
 def test_rendering_every_kth_step_repeats_rendered_rows_and_clips_start_on_them(tmp_path):
     from aim.data import ClipDataset
     from aim.data.canvas import CanvasLayout, ViewSlot
-    from aim.data.collect import labelled_rollout
+    from aim.sim.collect import labelled_rollout
 
     every = CollectSettings(cameras=("corner",), height=32, width=32, frame_every=4)
     full = CollectSettings(cameras=("corner",), height=32, width=32)

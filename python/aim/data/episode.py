@@ -12,7 +12,7 @@ class Episode:
     """One trajectory of T steps seen by cameras ``images.keys()``.
 
     images[camera]: (T, H, W, 3) uint8 RGB; value_maps[camera]: (T, H, W) float heat in [0, 1]
-    (spec §4; optional, but every camera needs one when given); actions (T, A) and proprio (T, P)
+    (docs/method.md §4; optional, but every camera needs one when given); actions (T, A) and proprio (T, P)
     float; intrinsics[camera]: (3, 3) pixels; extrinsics[camera]: (T, 4, 4) world-to-camera,
     OpenCV axes (the conventions of ``aim.ops.value_maps``). ``task`` is the task id (e.g.
     "pick-place-v3"), ``instruction`` the language instruction the model reads, ``seed`` the

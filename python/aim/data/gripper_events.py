@@ -1,4 +1,4 @@
-"""Value-map labels from recorded robot signals (spec §4 without a simulator's contacts).
+"""Value-map labels from recorded robot signals (docs/method.md §4 without a simulator's contacts).
 
 Recorded datasets (RoboTwin's HDF5 episodes, a real robot's logs) hold no contacts, but they
 hold what the robot did with its grippers. Per arm, from its end-effector poses and gripper
@@ -20,7 +20,7 @@ turning point of a reach-and-return and the end of a push; or "empty": no event 
 Episodes with neither a gripper event nor a reach are reported as unlabelled, never refused.
 
 :func:`gripper_value_maps` turns the signals of all arms into maps: each arm is one track of
-``aim.sim.value_map_labels.points_per_frame`` (frame t shows each arm's next event, the last one
+``aim.data.value_map_labels.points_per_frame`` (frame t shows each arm's next event, the last one
 held after all), drawn with ``render_labels`` in every camera with that step's calibration.
 """
 
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from aim.sim.value_map_labels import R_WORLD, Event, points_per_frame, render_labels
+from aim.data.value_map_labels import R_WORLD, Event, points_per_frame, render_labels
 
 FALLBACKS = ("reach", "empty")
 

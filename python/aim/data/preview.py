@@ -13,6 +13,7 @@ import numpy as np
 
 from aim.data import lerobot_format as fmt
 from aim.data.reader import DatasetReader
+from aim.errors import UsageError
 
 ALPHA = 0.7
 RED = np.array([255.0, 0.0, 0.0])
@@ -28,9 +29,9 @@ def preview(root: str | Path, episode: int, frame: int) -> np.ndarray:
     """(H, sum of W, 3) uint8: every camera's frame with its value map overlaid, left to right."""
     reader = DatasetReader(root)
     if not reader.has_value_maps:
-        raise ValueError(f"{reader.root}: the dataset has no value maps to preview")
+        raise UsageError(f"{reader.root}: the dataset has no value maps to preview")
     if not 0 <= episode < len(reader) or not 0 <= frame < reader.episode_length(episode):
-        raise ValueError(f"{reader.root}: no frame {frame} in episode {episode}")
+        raise UsageError(f"{reader.root}: no frame {frame} in episode {episode}")
     index = np.array([frame])
     views = [overlay(reader.frames(episode, fmt.image_key(c), index)[0], reader.value_maps(episode, c, index)[0])
              for c in reader.cameras]

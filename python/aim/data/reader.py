@@ -202,7 +202,7 @@ class DatasetReader:
         return path, round(float(row[prefix + "from_timestamp"]) * self.fps)
 
     def value_maps(self, episode: int, camera: str, frame_indices: np.ndarray) -> np.ndarray:
-        """(N, H, W) float32 heat in [0, 1] (spec §4) decoded from ``observation.value_maps.<camera>``."""
+        """(N, H, W) float32 heat in [0, 1] (docs/method.md §4) decoded from ``observation.value_maps.<camera>``."""
         grey = self.frames(episode, fmt.value_map_key(camera), frame_indices)
         return grey.mean(axis=-1, dtype=np.float32) / 255.0
 

@@ -28,6 +28,7 @@ from aim.data import lerobot_format as fmt
 from aim.data.episode import Episode
 from aim.data.stats import STATS, episode_stats, merge_stats
 from aim.data.video import VideoCodec, append_video, encode_video
+from aim.errors import AlreadyExistsError
 
 MODES = ("create", "overwrite", "append")
 
@@ -82,14 +83,10 @@ class DatasetWriter:
         self._unflushed = 0
         self._prepare(mode)
 
-    @property
-    def num_episodes(self) -> int:
-        return len(self._episodes)
-
     def _prepare(self, mode: str) -> None:
         has_content = self.root.is_dir() and any(self.root.iterdir())
         if mode == "create" and has_content:
-            raise FileExistsError(f"{self.root}: not empty; pass mode='overwrite' or mode='append'")
+            raise AlreadyExistsError(f"{self.root}: not empty; pass mode='overwrite' or mode='append'")
         if mode == "overwrite":
             for sub in ("meta", "data", "videos"):
                 shutil.rmtree(self.root / sub, ignore_errors=True)

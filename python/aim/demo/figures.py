@@ -16,9 +16,9 @@ from PIL import Image
 
 from aim.data.clips import ClipDataset
 from aim.data.reader import DatasetReader
-from aim.train import load_bundle
-from aim.train.batches import clip_latents, clip_pixel_frames
-from aim.train.monitor import read_metrics
+from aim.runtime.bundle import load_bundle
+from aim.runtime.monitor import read_metrics
+from aim.runtime.preprocessing import clip_latents, clip_pixel_frames
 from aim.train.samples import predicted_vs_true
 
 STREAM_LOSSES = ("loss/video", "loss/value", "loss/action")

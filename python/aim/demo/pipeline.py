@@ -18,14 +18,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aim.data.collect import CollectSettings, collect
 from aim.eval.results import summarise, write_results
 from aim.eval.runner import EvalSettings, evaluate
 from aim.eval.seeds import eval_seeds
 from aim.model.sampler import SamplerConfig
+from aim.runtime.checkpoint import checkpoint_dir, latest_checkpoint
+from aim.runtime.monitor import read_metrics
+from aim.sim.collect import CollectSettings, collect
 from aim.train import load_config, train
-from aim.train.checkpoint import checkpoint_dir, latest_checkpoint
-from aim.train.monitor import read_metrics
 
 # Short Meta-World tasks whose object position changes with the seed (the policy must look: 19 cm
 # across seeds along x), and whose scripted experts succeed in 29-80 steps. button-press-topdown-v3
@@ -171,9 +171,13 @@ def _train_variants(out: Path, variants: list[str], settings: DemoSettings, prog
 
 
 def _one_thread() -> None:
+    """A training process's start: one thread, and the freed memory kept (aim.process_settings)."""
     import torch
 
+    from aim.process_settings import retain_freed_memory
+
     torch.set_num_threads(1)
+    retain_freed_memory()
 
 
 def _train_variant(job: tuple[Path, str, DemoSettings]) -> None:

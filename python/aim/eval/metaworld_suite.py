@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aim.data.collect import FPS
+from aim.sim.collect import FPS
 from aim.sim.metaworld_env import MetaWorldEnv, action_space_of, instruction
 
 _ENVIRONMENTS: dict[tuple, MetaWorldEnv] = {}
@@ -56,7 +56,7 @@ class MetaWorldSuite:
 def suite_for_run(bundle) -> MetaWorldSuite:
     """The Meta-World suite in the action space, and rendering as, the data ``bundle`` (a
     ModelBundle, or a run or checkpoint directory) was trained on."""
-    from aim.train.bundle import read_bundle_metadata
+    from aim.runtime.bundle import read_bundle_metadata
 
     if isinstance(bundle, (str, Path)):
         meta = read_bundle_metadata(bundle)

@@ -51,14 +51,14 @@ def evaluate(bundle, settings: EvalSettings, out_dir: str | Path, suite: Suite |
              progress: bool = True) -> list[EpisodeResult]:
     """Runs every episode and returns their results in (task, episode) order.
 
-    ``bundle`` is a :class:`~aim.train.bundle.ModelBundle` or a run/checkpoint directory (loaded
+    ``bundle`` is a :class:`~aim.runtime.bundle.ModelBundle` or a run/checkpoint directory (loaded
     in each worker); ``suite`` defaults to Meta-World in the action space the model was trained in.
     Videos go to ``out_dir/videos``.
     """
     if workers < 1:
         raise ValueError(f"evaluate: workers must be >= 1, got {workers}")
     if isinstance(bundle, (str, Path)):
-        from aim.train.bundle import bundle_checkpoint
+        from aim.runtime.bundle import bundle_checkpoint
 
         bundle_checkpoint(bundle)  # fails here, naming the path, rather than in every worker
     if suite is None:
@@ -82,7 +82,7 @@ def worker_policy(bundle, sampler: SamplerConfig, seed: int, device: str, thread
     if threads is not None:
         torch.set_num_threads(threads)
     if isinstance(bundle, (str, Path)):
-        from aim.train.bundle import load_bundle
+        from aim.runtime.bundle import load_bundle
 
         bundle = load_bundle(bundle, device)
     return AIMPolicy(bundle, sampler, seed)

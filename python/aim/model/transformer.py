@@ -1,6 +1,6 @@
 """The AIM transformer: three streams, two (or three) weight branches, one shared masked attention.
 
-Read top to bottom: embeddings turn each group (spec §5's O, A, X, M, Ah) into tokens of its
+Read top to bottom: embeddings turn each group (docs/method.md §5's O, A, X, M, Ah) into tokens of its
 branch; per-token timesteps give each stream's AdaLN modulation; the MoT blocks run the branches
 around one self-attention over the whole sequence (intent-causal layout through
 ``aim.ops.attention``, or a KV cache during rollout); each noisy group is read out by its

@@ -68,7 +68,7 @@ class AttentionLayout:
 
     @classmethod
     def from_tokens(cls, tokens: TokenSequence, rule: TokenRule = INTENT_CAUSAL, first_query: int = 0) -> "AttentionLayout":
-        """From a token sequence and a token rule (default: the intent-causal table, spec §5).
+        """From a token sequence and a token rule (default: the intent-causal table, docs/method.md §5).
 
         With ``first_query`` > 0 only tokens from that index on are queries (the rows before it
         are empty, so the kernels skip them): the layout of a KV-cached pass, whose keys are the

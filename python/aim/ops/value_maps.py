@@ -1,10 +1,10 @@
-"""``aim.ops.value_maps``: spatial value maps (spec §4, §6) rendered from 3-D points and sampled at them.
+"""``aim.ops.value_maps``: spatial value maps (docs/method.md §4, §6) rendered from 3-D points and sampled at them.
 
 * :func:`render_value_maps` turns annotated 3-D contact points into heat maps, one per camera
-  view and frame (the value-map labels of spec §4); differentiable with respect to the points,
+  view and frame (the value-map labels of docs/method.md §4); differentiable with respect to the points,
   so a loss on the maps can move them.
 * :func:`sample_value_maps` projects 3-D points (e.g. predicted end-effector targets) into every
-  view and reads the value maps there, bilinearly: the dense reward M_t(Pi(p_t)) of spec §6, and
+  view and reads the value maps there, bilinearly: the dense reward M_t(Pi(p_t)) of docs/method.md §6, and
   a training signal, since it is differentiable with respect to the maps and the points.
 
 Both run native kernels (C++/OpenMP on CPU, CUDA on GPU) through ``torch.library`` custom ops

@@ -62,7 +62,7 @@ def member_generator(policy_seed: int, seed: int, member: int) -> torch.Generato
 class GroupRollouts:
     """Workers that roll out groups; use as a context manager (it owns the process pool).
 
-    ``bundle`` is the Stage I :class:`~aim.train.bundle.ModelBundle` or its run/checkpoint
+    ``bundle`` is the Stage I :class:`~aim.runtime.bundle.ModelBundle` or its run/checkpoint
     directory (loaded in each worker)."""
 
     def __init__(self, bundle, settings: RolloutSettings, suite: Suite, workers: int = 1) -> None:

@@ -2,8 +2,10 @@
 
 Meta-World 3.x (``gymnasium.make("Meta-World/MT1", env_name=...)``, 50 tasks, 4-d actions,
 500-step episodes) renders offscreen on a CPU through EGL: ``MUJOCO_GL`` must say so before
-MuJoCo is first imported, so importing this module sets it (unless the user chose another
-backend); import it before ``metaworld`` or ``mujoco``. An EGL error printed at interpreter exit is harmless.
+MuJoCo is first imported. That is a process-wide choice, made by entry points (the ``aim``
+command, the test session, the benchmarks: ``aim.process_settings.use_offscreen_rendering``);
+an environment made without a renderer chosen or a display to render on is refused with that
+advice. An EGL error printed at interpreter exit is harmless.
 
 Some of Meta-World's cameras (the corner ones) are mounted upside down: the world's up points
 down their images. Such a camera is turned upright by a half turn about its optical axis
@@ -31,10 +33,9 @@ import os
 
 import numpy as np
 
+from aim.errors import UsageError
 from aim.sim.environment import Contact, Environment, StepResult
 from aim.sim.mujoco_cameras import intrinsics_from_fovy, world_to_camera
-
-os.environ.setdefault("MUJOCO_GL", "egl")
 
 DEFAULT_CAMERAS = ("topview", "gripperPOV", "corner3")
 # Bodies of the Sawyer gripper in Meta-World's model: what "the gripper" is in contacts and masks.
@@ -82,6 +83,10 @@ class MetaWorldEnv(Environment):
         if action_space not in ACTION_SPACES:
             raise ValueError(f"MetaWorldEnv: action_space must be one of {sorted(ACTION_SPACES)}, got {action_space!r}")
         check_multisample(multisample, "MetaWorldEnv")
+        if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
+            raise UsageError("MetaWorldEnv: MuJoCo has no display to render on; choose its offscreen renderer "
+                             "before anything imports mujoco: MUJOCO_GL=egl, or "
+                             "aim.process_settings.use_offscreen_rendering() at the top of your script")
         self.action_space = action_space
         import gymnasium
         import metaworld  # noqa: F401  (registers the Meta-World environments with gymnasium)

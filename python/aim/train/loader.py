@@ -2,7 +2,7 @@
 
 Clips come from :class:`aim.data.ClipDataset` with the bundle's canvas layout and as many pixel
 frames as the clip structure needs; actions stay raw here and are normalised by
-aim.train.batches, the one place evaluation shares. ``data.cache_clips`` keeps decoded clips in
+aim.runtime.preprocessing, the one place evaluation shares. ``data.cache_clips`` keeps decoded clips in
 memory (per worker process), for small datasets trained for many epochs, where video decoding
 would otherwise dominate the step.
 """
@@ -13,10 +13,10 @@ import torch
 
 from aim.data import ClipDataset
 from aim.data.reader import DatasetReader
-from aim.train.batches import clip_pixel_frames
+from aim.runtime.distributed import Distributed
+from aim.runtime.preprocessing import clip_pixel_frames
 from aim.train.config import TrainConfig
 from aim.train.data_order import StepBatches
-from aim.train.distributed import Distributed
 
 
 class CachedClips(torch.utils.data.Dataset):

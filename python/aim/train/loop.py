@@ -1,13 +1,12 @@
-"""Stage-I training (spec §6): the loop that ties config, data, model, parallelism and checkpoints.
+"""Stage-I training (docs/method.md §6): the loop that ties config, data, model, parallelism and checkpoints.
 
 :func:`train` runs the same code on one CPU process and on many GPUs under ``torchrun``. One
 optimiser step: for each of this process's micro-batches, latents and normalised actions
-(aim.train.batches), the flow-matching losses under autocast (bf16 on GPU), backward with
+(aim.runtime.preprocessing), the flow-matching losses under autocast (bf16 on GPU), backward with
 gradients reduced on the last micro-batch only; then the losses averaged over processes are
 checked (a NaN or inf stops the run, naming the step, before anything is written), gradients are
 clipped, AdamW and the schedule step, metrics are logged, and a checkpoint is written every
 ``checkpoint.every`` steps and at the end. Steps are counted from 1: step k is the k-th update.
-A process training on the CPU keeps the memory it frees (aim.train.host_memory).
 """
 
 from __future__ import annotations
@@ -23,13 +22,11 @@ from pathlib import Path
 import torch
 
 from aim.data.reader import DatasetReader
+from aim.errors import ConfigError, NonFiniteLossError
 from aim.ops.backend import ENV_VAR as ATTENTION_ENV_VAR
-from aim.train.batches import batch_prompts, clip_tensors, encode_text, tokens_per_clip
-from aim.train.bundle import ModelBundle, build_bundle, bundle_metadata
-from aim.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from aim.train.config import ConfigError, TrainConfig, save_config
-from aim.train.data_order import micro_batch_generator
-from aim.train.distributed import (
+from aim.runtime.bundle import ModelBundle, bundle_metadata
+from aim.runtime.checkpoint import load_checkpoint, save_checkpoint
+from aim.runtime.distributed import (
     Distributed,
     gradient_sync,
     init_distributed,
@@ -37,20 +34,24 @@ from aim.train.distributed import (
     resolve_strategy,
     shutdown,
 )
-from aim.train.host_memory import retain_freed_memory
+from aim.runtime.monitor import Monitor
+from aim.runtime.optim import make_optimizer, make_scheduler
+from aim.runtime.preprocessing import (
+    batch_prompts,
+    clip_tensors,
+    encode_text,
+    tokens_per_clip,
+)
+from aim.runtime.run_dir import CONFIG_FILE, prepare_run_dir
+from aim.train.config import TrainConfig, save_config
+from aim.train.data_order import micro_batch_generator
+from aim.train.fresh_bundle import build_bundle
 from aim.train.loader import clip_dataset, training_loader
-from aim.train.monitor import Monitor
 from aim.train.objective import StageOneObjective
-from aim.train.optim import make_optimizer, make_scheduler
 from aim.train.samples import predicted_vs_true
 
 logger = logging.getLogger("aim")
-CONFIG_FILE = "config.yaml"
 LOSS_NAMES = ("loss", "video", "value", "action")
-
-
-class NonFiniteLossError(RuntimeError):
-    """The loss or the gradient norm became NaN or inf; nothing of that step was saved."""
 
 
 @dataclass
@@ -75,8 +76,6 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False) -> Tra
 
 def _train(config: TrainConfig, run_dir: Path, resume: bool, info: Distributed) -> TrainResult:
     resume_from = prepare_run_dir(run_dir, resume, info)
-    if info.device.type == "cpu":
-        retain_freed_memory()
     if config.train.attention_backend != "auto":
         os.environ[ATTENTION_ENV_VAR] = config.train.attention_backend
     if info.is_main:
@@ -169,20 +168,6 @@ def _backward_micro_batches(step: int, batches, bundle: ModelBundle, wrapped: to
     tokens = tokens_per_clip(bundle.structure, tuple(video.shape[-2:]), value is not None,
                              bundle.model.config.patch_size)
     return _MicroBatches(totals, data_wait, tokens, (video, value, prompts))
-
-
-def prepare_run_dir(run_dir: Path, resume: bool, info: Distributed) -> Path | None:
-    """The checkpoint to resume from; refuses to train over an existing run without ``resume``."""
-    latest = latest_checkpoint(run_dir)
-    if resume and latest is None:
-        raise FileNotFoundError(f"{run_dir}: nothing to resume (no checkpoints/latest)")
-    if not resume and latest is not None:
-        raise FileExistsError(f"{run_dir} already holds a run (latest checkpoint {latest.name}); "
-                              "pass --resume to continue it or choose another run directory")
-    if info.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    info.barrier()
-    return latest
 
 
 def _autocast(device: torch.device, precision: str):

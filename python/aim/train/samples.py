@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from aim.model.sampler import Rollout, SamplerConfig
-from aim.train.batches import decode_latents
+from aim.runtime.preprocessing import decode_latents
 
 Tensor = torch.Tensor
 

@@ -1,5 +1,5 @@
 """Expert data collection: scripted Meta-World experts rolled out in worker processes, labelled
-with value maps from their contacts (spec §4), and written as a LeRobot v3.0 dataset.
+with value maps from their contacts (docs/method.md §4), and written as a LeRobot v3.0 dataset.
 
 Each (task, seed) is one episode: the expert acts until success or the step limit; a failed
 episode is dropped and counted. Frame t holds the views and calibration seen before action t,
@@ -23,7 +23,10 @@ import pandas as pd
 from aim.data import lerobot_format as fmt
 from aim.data.episode import Episode
 from aim.data.reader import DatasetReader
+from aim.data.value_map_labels import Event, points_per_frame, render_labels
 from aim.data.writer import DatasetWriter
+from aim.sim.contact_events import detect_events
+from aim.sim.environment import Contact
 from aim.sim.metaworld_env import (
     ACTION_SPACES,
     DEFAULT_CAMERAS,
@@ -32,8 +35,6 @@ from aim.sim.metaworld_env import (
     check_multisample,
     instruction,
 )
-from aim.sim.environment import Contact
-from aim.sim.value_map_labels import Event, detect_events, points_per_frame, render_labels
 
 PROPRIO_DIM = 4  # Meta-World observation[:4]: hand xyz and gripper opening
 PADS = ("leftpad", "rightpad")
@@ -110,7 +111,7 @@ def rollout(task: str, seed: int, settings: CollectSettings) -> Episode | None:
 
 
 def labelled_rollout(task: str, seed: int, settings: CollectSettings) -> tuple[Episode, list[Event]] | None:
-    """:func:`rollout` with the interaction events its value maps show (``aim.sim.value_map_labels``).
+    """:func:`rollout` with the interaction events its value maps show (``aim.data.value_map_labels``).
 
     The manipulated object is the first body a finger pad touches that then moves (more than
     ``MOVED``): the pads also brush static scenery (the table, in button-press-v3, before the

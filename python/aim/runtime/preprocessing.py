@@ -3,7 +3,7 @@
 Training and closed-loop evaluation must preprocess observations identically, so both go through
 the functions here (the contract between aim.train and aim.eval): canvases (B, T, 3, H, W) in [0, 1] become
 tokenizer input (B, 3, T, H, W) in [-1, 1]; value maps take the same path (heat replicated to 3
-channels, spec §4); actions are z-scored with the dataset's statistics.
+channels, docs/method.md §4); actions are z-scored with the dataset's statistics.
 
 Frame and action bookkeeping for a tokenizer of temporal compression k (1 for the pixel
 tokenizer, 4 for Wan's causal VAE): latent frame i ends at pixel frame p(i) = i k, so a clip of
@@ -162,7 +162,7 @@ def batch_prompts(bundle, batch: dict) -> list[str]:
 def tokens_per_clip(structure: ClipStructure, grid: tuple[int, int], value_stream: bool,
                     patch_size: tuple[int, int, int] = (1, 1, 1)) -> int:
     """Sequence length of one teacher-forcing clip on a latent grid (h, w): clean history (all but
-    the last chunk's frames), noisy video and value of every chunk, and the actions (spec §5)."""
+    the last chunk's frames), noisy video and value of every chunk, and the actions (docs/method.md §5)."""
     s = structure
     per_frame = (grid[0] // patch_size[1]) * (grid[1] // patch_size[2])
     frames = (s.total_frames - s.frames_per_chunk + s.future_frames * (2 if value_stream else 1)) // patch_size[0]

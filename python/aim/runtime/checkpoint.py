@@ -5,7 +5,7 @@ A checkpoint is a directory ``<run>/checkpoints/step-XXXXXXXX`` holding:
 * ``state/``: model and optimiser state through ``torch.distributed.checkpoint`` (each process
   writes its own shards under FSDP; DDP replicas are written once), reloadable on any number of
   processes;
-* ``model.safetensors`` and ``bundle.json``: the trained model as aim.train.bundle loads it;
+* ``model.safetensors`` and ``bundle.json``: the trained model as ``aim.runtime.bundle`` loads it;
 * ``train_state.json``: step, clips consumed, the learning-rate scheduler;
 * ``rng/rank-XXXXX.pt``: every process's Python, NumPy, torch (and CUDA) generator states.
 
@@ -20,6 +20,7 @@ import json
 import os
 import random
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,8 +34,22 @@ from torch.distributed.checkpoint.state_dict import (
     set_state_dict,
 )
 
-from aim.train.bundle import BUNDLE_FILE, WEIGHTS_FILE
-from aim.train.distributed import Distributed
+from aim.config import at_least
+from aim.errors import NotFoundError
+from aim.runtime.distributed import Distributed
+
+BUNDLE_FILE = "bundle.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+@dataclass
+class CheckpointConfig:
+    every: int = 500  # steps; the last step is always saved
+    keep: int = 2  # newest checkpoints kept
+
+    def __post_init__(self) -> None:
+        at_least("checkpoint.every", self.every, 1)
+        at_least("checkpoint.keep", self.keep, 1)
 
 CHECKPOINTS = "checkpoints"
 LATEST = "latest"
@@ -53,7 +68,7 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
         return None
     path = pointer.parent / pointer.read_text().strip()
     if not (path / TRAIN_STATE).is_file():
-        raise FileNotFoundError(f"{pointer} names {path.name}, which is missing or incomplete")
+        raise NotFoundError(f"{pointer} names {path.name}, which is missing or incomplete")
     return path
 
 
