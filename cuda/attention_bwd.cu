@@ -9,6 +9,7 @@
 //      atomics (dS goes through shared memory for the transposed operand);
 //   3. dq = dq_accum converted to the element type.
 // See NOTES.md beside this file.
+#include "attention_parts.h"
 #include "launch_common.cuh"
 #include "mma_helpers.cuh"
 
@@ -57,20 +58,6 @@ struct BwdTraits {
   static_assert(kDqCols % kDqChunk == 0 && kDqChunk % 16 == 0, "dQ column chunks");
 };
 
-template <typename T>
-struct BwdParams {
-  TensorBHND<const T> q, k, v, dout;
-  TensorBHND<T> dk, dv;
-  const float* lse;
-  const float* delta;
-  float* dq_accum;
-  int64_t tokens;
-  int heads;
-  float scale;
-  float scale_log2;
-  LayoutView layout;
-};
-
 struct QTile {
   int64_t q0;  // first query token of the 64-query sub-tile
   int part;    // partial index (< 0: fully visible)
@@ -79,7 +66,7 @@ struct QTile {
 
 template <typename T, int kD, int kKeys>
 __global__ void __launch_bounds__(BwdTraits<kD, kKeys>::kThreads, BwdTraits<kD, kKeys>::kMinBlocks)
-    attention_bwd_kernel(const BwdParams<T> p) {
+    attention_bwd_kernel(const AttentionParams<T> p) {
   using Tr = BwdTraits<kD, kKeys>;
   constexpr int kPitch = Tr::kPitch;
   constexpr int kDsPitch = Tr::kDsPitch;
@@ -120,7 +107,6 @@ __global__ void __launch_bounds__(BwdTraits<kD, kKeys>::kThreads, BwdTraits<kD, 
   const T* do_bh = p.dout.row(b, h, 0);
   const float* lse_bh = p.lse + bh * N;
   const float* delta_bh = p.delta + bh * N;
-  float* dqa_bh = p.dq_accum + bh * N * kD;
 
   const int32_t* list_idx = p.layout.by_key.idx;
   const int32_t* list_part = p.layout.by_key.partial;
@@ -362,9 +348,12 @@ __global__ void __launch_bounds__(BwdTraits<kD, kKeys>::kThreads, BwdTraits<kD, 
         }
       }
     }
-    __syncthreads();  // dS^T complete
-
     // dQ_accum[q0 + 16*dq_group.., cols] += scale * dS K: A = dS (.trans of dS^T), B = K [key][d] (.trans).
+    // Without dq_accum (the deterministic backward) dq comes from attention_dq_pass_kernel instead;
+    // the dS^T stores above stay unconditional, off the inner loop's critical path.
+    if (p.dq_accum == nullptr) continue;
+    __syncthreads();  // dS^T complete
+    float* dqa_bh = p.dq_accum + bh * N * kD;
     const int64_t row0 = now.q0 + dq_group * 16 + g;
     const int64_t row1 = row0 + 8;
 #pragma unroll
@@ -496,56 +485,34 @@ inline unsigned elementwise_grid(int64_t work, int64_t per_block) {
 // instantiated: half the Q/dO loads and dQ atomics per FLOP, and half the compile time.
 constexpr int kBackwardKeys = 128;
 
-template <typename T, int kD, int kKeys>
-void launch_backward_main(const BwdParams<T>& p, int64_t batch, int64_t heads, int num_blocks, cudaStream_t stream) {
-  using Tr = BwdTraits<kD, kKeys>;
-  const auto kernel = attention_bwd_kernel<T, kD, kKeys>;
+template <typename T, int kD>
+void launch_delta(const AttentionCall& call, cudaStream_t stream) {
+  const int64_t rows = call.shape.batch * call.shape.heads * call.shape.tokens;
+  constexpr int kRowsPerBlock = 256 / (kD / 8);
+  attention_bwd_delta_kernel<T, kD><<<elementwise_grid(rows, kRowsPerBlock), 256, 0, stream>>>(
+      call.out.as<const T>(), call.dout.as<const T>(), call.delta, static_cast<int>(call.shape.heads),
+      call.shape.tokens, rows);
+  check_launch("attention_bwd_delta_kernel");
+}
+
+template <typename T, int kD>
+void launch_backward_main(const AttentionCall& call, cudaStream_t stream) {
+  using Tr = BwdTraits<kD, kBackwardKeys>;
+  const auto kernel = attention_bwd_kernel<T, kD, kBackwardKeys>;
   static std::atomic<uint64_t> configured{0};
   ensure_smem_limit(reinterpret_cast<const void*>(kernel), Tr::kSmemBytes, configured);
-  const dim3 grid(static_cast<unsigned>(num_blocks) * (kLayoutBlock / kKeys), static_cast<unsigned>(heads),
-                  static_cast<unsigned>(batch));
-  kernel<<<grid, Tr::kThreads, Tr::kSmemBytes, stream>>>(p);
+  const dim3 grid(static_cast<unsigned>(call.layout.num_blocks) * (kLayoutBlock / kBackwardKeys),
+                  static_cast<unsigned>(call.shape.heads), static_cast<unsigned>(call.shape.batch));
+  kernel<<<grid, Tr::kThreads, Tr::kSmemBytes, stream>>>(params_for<T>(call));
   check_launch("attention_bwd_kernel");
 }
 
 template <typename T, int kD>
-void launch_backward(const AttentionShape& shape, const StridedBHND& q, const StridedBHND& k, const StridedBHND& v,
-                     const StridedBHND& out, const StridedBHND& dout, const float* lse, const StridedBHND& dq,
-                     const StridedBHND& dk, const StridedBHND& dv, float* delta, float* dq_accum,
-                     const LayoutView& layout, cudaStream_t stream) {
-  const int64_t rows = shape.batch * shape.heads * shape.tokens;
-  const int heads = static_cast<int>(shape.heads);
-
-  {
-    constexpr int kRowsPerBlock = 256 / (kD / 8);
-    attention_bwd_delta_kernel<T, kD><<<elementwise_grid(rows, kRowsPerBlock), 256, 0, stream>>>(
-        out.as<const T>(), dout.as<const T>(), delta, heads, shape.tokens, rows);
-    check_launch("attention_bwd_delta_kernel");
-  }
-
-  BwdParams<T> p;
-  p.q = q.as<const T>();
-  p.k = k.as<const T>();
-  p.v = v.as<const T>();
-  p.dout = dout.as<const T>();
-  p.dk = dk.as<T>();
-  p.dv = dv.as<T>();
-  p.lse = lse;
-  p.delta = delta;
-  p.dq_accum = dq_accum;
-  p.tokens = shape.tokens;
-  p.heads = heads;
-  p.scale = shape.scale;
-  p.scale_log2 = shape.scale * kLog2e;
-  p.layout = layout;
-  launch_backward_main<T, kD, kBackwardKeys>(p, shape.batch, shape.heads, layout.num_blocks, stream);
-
-  {
-    const int64_t chunks = rows * (kD / 8);
-    attention_bwd_dq_kernel<T, kD><<<elementwise_grid(chunks, 256), 256, 0, stream>>>(dq_accum, dq.as<T>(), heads,
-                                                                                       shape.tokens, chunks);
-    check_launch("attention_bwd_dq_kernel");
-  }
+void launch_dq_convert(const AttentionCall& call, cudaStream_t stream) {
+  const int64_t chunks = call.shape.batch * call.shape.heads * call.shape.tokens * (kD / 8);
+  attention_bwd_dq_kernel<T, kD><<<elementwise_grid(chunks, 256), 256, 0, stream>>>(
+      call.dq_accum, call.dq.as<T>(), static_cast<int>(call.shape.heads), call.shape.tokens, chunks);
+  check_launch("attention_bwd_dq_kernel");
 }
 
 }  // namespace
@@ -553,24 +520,46 @@ void launch_backward(const AttentionShape& shape, const StridedBHND& q, const St
 void attention_backward(int dtype, const AttentionShape& shape, StridedBHND q, StridedBHND k, StridedBHND v,
                         StridedBHND out, StridedBHND dout, const float* lse, StridedBHND dq, StridedBHND dk,
                         StridedBHND dv, float* delta, float* dq_accum, const LayoutView& layout,
-                        uintptr_t stream_handle) {
+                        bool deterministic, uintptr_t stream_handle) {
   check_arguments(dtype, shape, layout);
   if (shape.batch == 0 || shape.heads == 0 || shape.tokens == 0) return;
+  if (!deterministic && dq_accum == nullptr) {
+    throw std::invalid_argument("CUDA attention backward: dq_accum (a zeroed float32 (B, H, N, D) buffer) is "
+                                "required unless deterministic=True");
+  }
   const cudaStream_t stream = as_stream(stream_handle);
-  const bool bf16 = dtype == 2;
-  if (shape.head_dim == 64) {
-    if (bf16) {
-      launch_backward<__nv_bfloat16, 64>(shape, q, k, v, out, dout, lse, dq, dk, dv, delta, dq_accum, layout, stream);
-    } else {
-      launch_backward<__half, 64>(shape, q, k, v, out, dout, lse, dq, dk, dv, delta, dq_accum, layout, stream);
-    }
+  AttentionCall call{shape, q, k, v, out, const_cast<float*>(lse), layout};
+  call.dout = dout;
+  call.dq = dq;
+  call.dk = dk;
+  call.dv = dv;
+  call.delta = delta;
+  call.dq_accum = deterministic ? nullptr : dq_accum;
+
+  const bool sm90 = use_sm90_kernel("AIM_CUDA_BWD_KERNEL", kHaveSm90Kernels);
+  dispatch_dtype_head_dim(dtype, shape.head_dim, [&](auto element, auto head_dim) {
+    launch_delta<typename decltype(element)::type, decltype(head_dim)::value>(call, stream);
+  });
+  bool launched = false;
+#if defined(AIM_HAVE_SM90)
+  if (sm90) {
+    launched = attention_backward_sm90(dtype, call, kernel_choice("AIM_CUDA_BWD_KERNEL") == KernelChoice::kSm90,
+                                       stream);
+  }
+#else
+  static_cast<void>(sm90);  // always false here: the call only rejected AIM_CUDA_BWD_KERNEL=sm90
+#endif
+  if (!launched) {
+    dispatch_dtype_head_dim(dtype, shape.head_dim, [&](auto element, auto head_dim) {
+      launch_backward_main<typename decltype(element)::type, decltype(head_dim)::value>(call, stream);
+    });
+  }
+  if (deterministic) {
+    attention_dq_pass(dtype, call, stream);
   } else {
-    if (bf16) {
-      launch_backward<__nv_bfloat16, 128>(shape, q, k, v, out, dout, lse, dq, dk, dv, delta, dq_accum, layout,
-                                          stream);
-    } else {
-      launch_backward<__half, 128>(shape, q, k, v, out, dout, lse, dq, dk, dv, delta, dq_accum, layout, stream);
-    }
+    dispatch_dtype_head_dim(dtype, shape.head_dim, [&](auto element, auto head_dim) {
+      launch_dq_convert<typename decltype(element)::type, decltype(head_dim)::value>(call, stream);
+    });
   }
 }
 

@@ -3,21 +3,12 @@
 // query rows 16w..16w+15 of the block. The CTA walks the block's by_query list; each listed key
 // block is processed as two 64-key sub-tiles, double-buffered through shared memory with
 // cp.async. See NOTES.md beside this file.
-#include <cstdlib>
-#include <cstring>
-
+#include "attention_parts.h"
 #include "launch_common.cuh"
 #include "mma_helpers.cuh"
 
 namespace aim {
 namespace gpu {
-
-#if defined(AIM_HAVE_SM90_FWD)
-// Hopper forward (wgmma, sm_90a), attention_fwd_sm90.cu; built when the architecture list has 90.
-void attention_forward_sm90(int dtype, const AttentionShape& shape, const StridedBHND& q, const StridedBHND& k,
-                            const StridedBHND& v, const StridedBHND& out, float* lse, const LayoutView& layout,
-                            cudaStream_t stream);
-#endif
 
 namespace {
 
@@ -50,17 +41,6 @@ struct FwdTraits {
   static_assert(kLayoutBlock % kBlockN == 0 && kLayoutBlock / kBlockN == 2, "two sub-tiles per key block");
 };
 
-template <typename T>
-struct FwdParams {
-  TensorBHND<const T> q, k, v;
-  TensorBHND<T> out;
-  float* lse;
-  int64_t tokens;
-  int heads;
-  float scale_log2;  // scale * log2(e)
-  LayoutView layout;
-};
-
 struct KvTile {
   int64_t k0;  // first key token of the 64-key sub-tile
   int part;    // partial index (< 0: fully visible)
@@ -69,7 +49,7 @@ struct KvTile {
 
 template <typename T, int kD>
 __global__ void __launch_bounds__(FwdTraits<kD>::kThreads, FwdTraits<kD>::kMinBlocks)
-    attention_fwd_kernel(const FwdParams<T> p) {
+    attention_fwd_kernel(const AttentionParams<T> p) {
   using Tr = FwdTraits<kD>;
   constexpr int kPitch = Tr::kPitch;
   constexpr int kChunks = Tr::kChunks;
@@ -184,21 +164,7 @@ __global__ void __launch_bounds__(FwdTraits<kD>::kThreads, FwdTraits<kD>::kMinBl
 
     // S = Q K^T (16 x 64 per warp).
     float s[8][4];
-#pragma unroll
-    for (int j = 0; j < 8; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
-    const uint32_t sK_st = smem_u32(sK + stage * Tr::kKVElems + b_off);
-#pragma unroll
-    for (int kk = 0; kk < kD / 16; ++kk) {
-      uint32_t a[4];
-      ldmatrix_x4(a, sQ_warp + kk * 16 * 2);
-#pragma unroll
-      for (int nn = 0; nn < 4; ++nn) {
-        uint32_t bk[4];
-        ldmatrix_x4(bk, sK_st + (nn * 16 * kPitch + kk * 16) * 2);
-        mma_16816<T>(s[2 * nn], a, bk[0], bk[1]);
-        mma_16816<T>(s[2 * nn + 1], a, bk[2], bk[3]);
-      }
-    }
+    warp_tile_abt<T, kD, kPitch>(s, sQ_warp, smem_u32(sK + stage * Tr::kKVElems + b_off));
 
     // Base-2 scaled scores; masked pairs -> -inf. s[j][e] is (row g, key 8j + 2tq + e),
     // s[j][2 + e] is (row g + 8, same key), keys local to the sub-tile.
@@ -209,18 +175,8 @@ __global__ void __launch_bounds__(FwdTraits<kD>::kThreads, FwdTraits<kD>::kMinBl
     }
     if (now.part >= 0) {
       const uint32_t* mrow = sMask + stage * Tr::kMaskWords;
-      const uint2 w_lo = *reinterpret_cast<const uint2*>(mrow + (warp * 16 + g) * 2);
-      const uint2 w_hi = *reinterpret_cast<const uint2*>(mrow + (warp * 16 + g + 8) * 2);
-#pragma unroll
-      for (int j = 0; j < 8; ++j) {
-        const int shift = (j & 3) * 8 + tq * 2;  // bit of key 8j + 2tq within its 32-key word
-        const uint32_t bits_lo = ((j < 4) ? w_lo.x : w_lo.y) >> shift;
-        const uint32_t bits_hi = ((j < 4) ? w_hi.x : w_hi.y) >> shift;
-        if (!(bits_lo & 1u)) s[j][0] = -INFINITY;
-        if (!(bits_lo & 2u)) s[j][1] = -INFINITY;
-        if (!(bits_hi & 1u)) s[j][2] = -INFINITY;
-        if (!(bits_hi & 2u)) s[j][3] = -INFINITY;
-      }
+      mask_tile_16x64(s, *reinterpret_cast<const uint2*>(mrow + (warp * 16 + g) * 2),
+                      *reinterpret_cast<const uint2*>(mrow + (warp * 16 + g + 8) * 2), tq);
     }
 
     // Online softmax. A row lives in the 4 lanes of a quad: reduce with xor 1, 2.
@@ -260,24 +216,8 @@ __global__ void __launch_bounds__(FwdTraits<kD>::kThreads, FwdTraits<kD>::kMinBl
       o[n][3] *= corr[1];
     }
 
-    // O += P V. P's C fragments of keys 16kk..16kk+15 (n-tiles 2kk, 2kk+1) are exactly the A
-    // fragment of that k-step: a0 = (g, 2tq..), a1 = (g+8, 2tq..), a2 = (g, 8+2tq..), a3 = (g+8, 8+2tq..).
-    const uint32_t sV_st = smem_u32(sV + stage * Tr::kKVElems + a_off);
-#pragma unroll
-    for (int kk = 0; kk < kBlockN / 16; ++kk) {
-      uint32_t a[4];
-      a[0] = pack2<T>(s[2 * kk][0], s[2 * kk][1]);
-      a[1] = pack2<T>(s[2 * kk][2], s[2 * kk][3]);
-      a[2] = pack2<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-      a[3] = pack2<T>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
-#pragma unroll
-      for (int nd = 0; nd < kD / 16; ++nd) {
-        uint32_t bv[4];  // .trans of V rows (keys) 16kk.., cols (d) 16nd..: (b0,b1) of d 16nd..+7, then of +8..+15
-        ldmatrix_x4_trans(bv, sV_st + (kk * 16 * kPitch + nd * 16) * 2);
-        mma_16816<T>(o[2 * nd], a, bv[0], bv[1]);
-        mma_16816<T>(o[2 * nd + 1], a, bv[2], bv[3]);
-      }
-    }
+    // O += P V (V by ldmatrix.trans).
+    warp_tile_pb<T, kD, kPitch>(o, s, smem_u32(sV + stage * Tr::kKVElems + a_off));
   }
 
   // Epilogue: O / l (0 for a row that saw no key), staged through this warp's own Q rows for
@@ -319,53 +259,15 @@ __global__ void __launch_bounds__(FwdTraits<kD>::kThreads, FwdTraits<kD>::kMinBl
 }
 
 template <typename T, int kD>
-void launch_forward(const AttentionShape& shape, const StridedBHND& q, const StridedBHND& k, const StridedBHND& v,
-                    const StridedBHND& out, float* lse, const LayoutView& layout, cudaStream_t stream) {
+void launch_forward(const AttentionCall& call, cudaStream_t stream) {
   using Tr = FwdTraits<kD>;
-  FwdParams<T> p;
-  p.q = q.as<const T>();
-  p.k = k.as<const T>();
-  p.v = v.as<const T>();
-  p.out = out.as<T>();
-  p.lse = lse;
-  p.tokens = shape.tokens;
-  p.heads = static_cast<int>(shape.heads);
-  p.scale_log2 = shape.scale * kLog2e;
-  p.layout = layout;
   const auto kernel = attention_fwd_kernel<T, kD>;
   static std::atomic<uint64_t> configured{0};
   ensure_smem_limit(reinterpret_cast<const void*>(kernel), Tr::kSmemBytes, configured);
-  const dim3 grid(static_cast<unsigned>(layout.num_blocks), static_cast<unsigned>(shape.heads),
-                  static_cast<unsigned>(shape.batch));
-  kernel<<<grid, Tr::kThreads, Tr::kSmemBytes, stream>>>(p);
+  const dim3 grid(static_cast<unsigned>(call.layout.num_blocks), static_cast<unsigned>(call.shape.heads),
+                  static_cast<unsigned>(call.shape.batch));
+  kernel<<<grid, Tr::kThreads, Tr::kSmemBytes, stream>>>(params_for<T>(call));
   check_launch("attention_fwd_kernel");
-}
-
-// Whether to run the Hopper (wgmma) forward: it was built (AIM_HAVE_SM90_FWD) and the current
-// device has compute capability exactly 9.0 (cached per device), unless AIM_CUDA_FWD_KERNEL=portable
-// (read on every call, so one process can compare both kernels).
-bool use_sm90_forward() {
-#if defined(AIM_HAVE_SM90_FWD)
-  const char* env = std::getenv("AIM_CUDA_FWD_KERNEL");
-  if (env != nullptr && std::strcmp(env, "portable") == 0) return false;
-  int device = 0;
-  check_call(cudaGetDevice(&device), "cudaGetDevice");
-  static std::atomic<uint8_t> cached[64];  // 0 unknown, 1 Hopper 9.0, 2 other
-  if (device >= 0 && device < 64) {
-    const uint8_t c = cached[device].load(std::memory_order_acquire);
-    if (c != 0) return c == 1;
-  }
-  int major = 0, minor = 0;
-  check_call(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device),
-             "cudaDeviceGetAttribute(ComputeCapabilityMajor)");
-  check_call(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device),
-             "cudaDeviceGetAttribute(ComputeCapabilityMinor)");
-  const bool hopper = major == 9 && minor == 0;
-  if (device >= 0 && device < 64) cached[device].store(hopper ? 1 : 2, std::memory_order_release);
-  return hopper;
-#else
-  return false;
-#endif
 }
 
 }  // namespace
@@ -375,26 +277,16 @@ void attention_forward(int dtype, const AttentionShape& shape, StridedBHND q, St
   check_arguments(dtype, shape, layout);
   if (shape.batch == 0 || shape.heads == 0 || shape.tokens == 0) return;
   const cudaStream_t stream = as_stream(stream_handle);
-  if (use_sm90_forward()) {
-#if defined(AIM_HAVE_SM90_FWD)
-    attention_forward_sm90(dtype, shape, q, k, v, out, lse, layout, stream);
+  const AttentionCall call{shape, q, k, v, out, lse, layout};
+  if (use_sm90_kernel("AIM_CUDA_FWD_KERNEL", kHaveSm90Kernels)) {
+#if defined(AIM_HAVE_SM90)
+    attention_forward_sm90(dtype, call, stream);
     return;
 #endif
   }
-  const bool bf16 = dtype == 2;
-  if (shape.head_dim == 64) {
-    if (bf16) {
-      launch_forward<__nv_bfloat16, 64>(shape, q, k, v, out, lse, layout, stream);
-    } else {
-      launch_forward<__half, 64>(shape, q, k, v, out, lse, layout, stream);
-    }
-  } else {
-    if (bf16) {
-      launch_forward<__nv_bfloat16, 128>(shape, q, k, v, out, lse, layout, stream);
-    } else {
-      launch_forward<__half, 128>(shape, q, k, v, out, lse, layout, stream);
-    }
-  }
+  dispatch_dtype_head_dim(dtype, shape.head_dim, [&](auto element, auto head_dim) {
+    launch_forward<typename decltype(element)::type, decltype(head_dim)::value>(call, stream);
+  });
 }
 
 }  // namespace gpu
