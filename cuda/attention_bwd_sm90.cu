@@ -25,6 +25,7 @@
 #include <cudaTypedefs.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <string>
 
 #include "aim/attention_sm90.h"
@@ -438,6 +439,11 @@ bool launch_bwd_sm90(const AttentionCall& call, bool required, cudaStream_t stre
   if (why.empty()) why = encode_bhnd<T>(&args.v, "v", call.v, call.shape, kLayoutBlock);
   if (!why.empty()) {
     if (required) throw std::invalid_argument("AIM_CUDA_BWD_KERNEL=sm90 cannot run these inputs: " + why);
+    static std::atomic<bool> told{false};
+    if (!told.exchange(true)) {
+      std::fprintf(stderr, "aim: the Hopper attention backward cannot run these inputs (%s); using the portable one\n",
+                   why.c_str());
+    }
     return false;
   }
   args.p = params_for<T>(call);

@@ -7,10 +7,8 @@
 // list; each listed key block is ONE 128-key step (wgmma m64n128k16 for S), K/V/mask double-buffered
 // through shared memory with cp.async (all threads load; no warp specialisation).
 //
-// Shared-memory tiles (Q, K, V) use the canonical 128-byte-swizzle layout of wgmma for 16-bit
-// types: a tile of R rows x D columns is D/64 "column atoms" of R rows x 128 bytes (64 elements),
-// atoms R*128 bytes apart; the 16-byte chunk c (0..7) of row r of an atom sits at chunk slot
-// c ^ (r & 7). All tiles start on a 1024-byte boundary (descriptor base offset 0).
+// Shared-memory tiles (Q, K, V) use the canonical 128-byte-swizzle layout of wgmma (aim/attention_sm90.h:
+// sw128_offset, desc_sw128, kmajor_start, mnmajor_start), all starting on a 1024-byte boundary.
 //  * Q (A of S, K-major) and K (B of S, K-major, "n x k" = key x d): 8-row groups 1024 bytes apart
 //    (SBO = 1024), LBO unused for swizzled K-major (encoded 1). k-step kk (16 elements of d) starts
 //    at atom kk/4, byte 32*(kk%4) of the row.

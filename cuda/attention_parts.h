@@ -22,7 +22,7 @@ void attention_forward_sm90(int dtype, const AttentionCall& call, cudaStream_t s
 
 // The Hopper backward's main kernel (dK, dV, and dQ added into call.dq_accum unless that is null),
 // after the delta kernel has run. Returns false, having launched nothing, when the inputs cannot
-// be described by TMA tensor maps (see sm90_backward_unsupported); `required` turns that into an
+// be described by TMA tensor maps (see encode_bhnd there); `required` turns that into an
 // std::invalid_argument naming the reason.
 bool attention_backward_sm90(int dtype, const AttentionCall& call, bool required, cudaStream_t stream);
 
