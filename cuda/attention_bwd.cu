@@ -12,6 +12,7 @@
 #include "attention_parts.h"
 #include "launch_common.cuh"
 #include "mma_helpers.cuh"
+#include "portable_tiles.cuh"
 
 namespace aim {
 namespace gpu {
@@ -126,18 +127,9 @@ __global__ void __launch_bounds__(BwdTraits<kD, kKeys>::kThreads, BwdTraits<kD, 
   // P = 0 there even without the mask), and for a partial block the mask words of those 64 query
   // rows that cover this CTA's keys.
   auto load_q = [&](int stage, const QTile& x) {
-    T* q_s = sQ + stage * Tr::kQElems;
-    T* ddo_s = sdO + stage * Tr::kQElems;
-#pragma unroll
-    for (int i = tid; i < kBlockM * kChunks; i += Tr::kThreads) {
-      const int r = i / kChunks;
-      const int c = i % kChunks;
-      const bool ok = x.q0 + r < N;
-      const T* src_q = ok ? q_bh + (x.q0 + r) * p.q.stride_n + c * 8 : q_bh;
-      const T* src_do = ok ? do_bh + (x.q0 + r) * p.dout.stride_n + c * 8 : do_bh;
-      cp_async_16(smem_u32(q_s + r * kPitch + c * 8), src_q, ok);
-      cp_async_16(smem_u32(ddo_s + r * kPitch + c * 8), src_do, ok);
-    }
+    load_rows_async<kBlockM, kChunks, kPitch, Tr::kThreads>(sQ + stage * Tr::kQElems, q_bh, p.q.stride_n, x.q0, N, tid);
+    load_rows_async<kBlockM, kChunks, kPitch, Tr::kThreads>(sdO + stage * Tr::kQElems, do_bh, p.dout.stride_n, x.q0, N,
+                                                            tid);
     if (tid < 2 * kBlockM) {
       const int r = tid & (kBlockM - 1);
       const bool is_lse = tid < kBlockM;
@@ -157,16 +149,8 @@ __global__ void __launch_bounds__(BwdTraits<kD, kKeys>::kThreads, BwdTraits<kD, 
   };
 
   // K, V rows of this CTA (zero-filled past N), then the first query sub-tile.
-#pragma unroll
-  for (int i = tid; i < kKeys * kChunks; i += Tr::kThreads) {
-    const int r = i / kChunks;
-    const int c = i % kChunks;
-    const bool ok = k0 + r < N;
-    const T* src_k = ok ? k_bh + (k0 + r) * p.k.stride_n + c * 8 : k_bh;
-    const T* src_v = ok ? v_bh + (k0 + r) * p.v.stride_n + c * 8 : v_bh;
-    cp_async_16(smem_u32(sK + r * kPitch + c * 8), src_k, ok);
-    cp_async_16(smem_u32(sV + r * kPitch + c * 8), src_v, ok);
-  }
+  load_rows_async<kKeys, kChunks, kPitch, Tr::kThreads>(sK, k_bh, p.k.stride_n, k0, N, tid);
+  load_rows_async<kKeys, kChunks, kPitch, Tr::kThreads>(sV, v_bh, p.v.stride_n, k0, N, tid);
   QTile cur{}, nxt{};
   if (n_tiles > 0) {
     cur = tile_at(0);
@@ -252,13 +236,7 @@ __global__ void __launch_bounds__(BwdTraits<kD, kKeys>::kThreads, BwdTraits<kD, 
       // P^T = exp2(S^T * scale*log2e - base(lse)); rows without keys have base +inf -> 0.
 #pragma unroll
       for (int j = 0; j < kPass / 8; ++j) {
-        const float2 l2 = *reinterpret_cast<const float2*>(sLse_s + qc + 8 * j + 2 * tq);
-        const float base0 = backward_base_log2(l2.x);
-        const float base1 = backward_base_log2(l2.y);
-        st[j][0] = fast_exp2(st[j][0] * p.scale_log2 - base0);
-        st[j][1] = fast_exp2(st[j][1] * p.scale_log2 - base1);
-        st[j][2] = fast_exp2(st[j][2] * p.scale_log2 - base0);
-        st[j][3] = fast_exp2(st[j][3] * p.scale_log2 - base1);
+        probs_from_lse(st[j], *reinterpret_cast<const float2*>(sLse_s + qc + 8 * j + 2 * tq), p.scale_log2);
       }
       if (now.part >= 0) {
         const uint32_t* sMask_s = sMask + stage * Tr::kMaskWords;
@@ -279,10 +257,7 @@ __global__ void __launch_bounds__(BwdTraits<kD, kKeys>::kThreads, BwdTraits<kD, 
 #pragma unroll
         for (int kq = 0; kq < kPass / 16; ++kq) {
           uint32_t a[4];
-          a[0] = pack2<T>(st[2 * kq][0], st[2 * kq][1]);
-          a[1] = pack2<T>(st[2 * kq][2], st[2 * kq][3]);
-          a[2] = pack2<T>(st[2 * kq + 1][0], st[2 * kq + 1][1]);
-          a[3] = pack2<T>(st[2 * kq + 1][2], st[2 * kq + 1][3]);
+          c_to_a<T>(a, st[2 * kq], st[2 * kq + 1]);
 #pragma unroll
           for (int nd = 0; nd < kD / 16; ++nd) {
             uint32_t bd[4];
@@ -316,11 +291,7 @@ __global__ void __launch_bounds__(BwdTraits<kD, kKeys>::kThreads, BwdTraits<kD, 
       // dS^T = P^T * (dP^T - delta[query]) (in place in dp).
 #pragma unroll
       for (int j = 0; j < kPass / 8; ++j) {
-        const float2 d2 = *reinterpret_cast<const float2*>(sDelta_s + qc + 8 * j + 2 * tq);
-        dp[j][0] = st[j][0] * (dp[j][0] - d2.x);
-        dp[j][1] = st[j][1] * (dp[j][1] - d2.y);
-        dp[j][2] = st[j][2] * (dp[j][2] - d2.x);
-        dp[j][3] = st[j][3] * (dp[j][3] - d2.y);
+        ds_from_dp(dp[j], st[j], *reinterpret_cast<const float2*>(sDelta_s + qc + 8 * j + 2 * tq));
       }
 
       // dK += dS^T Q (B = Q [query][d], .trans); the packed dS^T also goes to shared memory for dQ.
@@ -328,11 +299,8 @@ __global__ void __launch_bounds__(BwdTraits<kD, kKeys>::kThreads, BwdTraits<kD, 
         const uint32_t sQ_t = smem_u32(sQs + qc * kPitch + a_off);
 #pragma unroll
         for (int kq = 0; kq < kPass / 16; ++kq) {
-          uint32_t a[4];
-          a[0] = pack2<T>(dp[2 * kq][0], dp[2 * kq][1]);          // key g,     queries qc + 16kq + 2tq..
-          a[1] = pack2<T>(dp[2 * kq][2], dp[2 * kq][3]);          // key g + 8, queries qc + 16kq + 2tq..
-          a[2] = pack2<T>(dp[2 * kq + 1][0], dp[2 * kq + 1][1]);  // key g,     queries qc + 16kq + 8 + 2tq..
-          a[3] = pack2<T>(dp[2 * kq + 1][2], dp[2 * kq + 1][3]);  // key g + 8, queries qc + 16kq + 8 + 2tq..
+          uint32_t a[4];  // keys g, g + 8 (a0, a1), queries qc + 16kq + 2tq.. (a0, a1) and + 8 (a2, a3)
+          c_to_a<T>(a, dp[2 * kq], dp[2 * kq + 1]);
           const int col32 = (qc + 16 * kq) / 2;  // uint32 index of query column qc + 16kq
           sdS_row0[col32] = a[0];
           sdS_row1[col32] = a[1];
@@ -387,32 +355,10 @@ __global__ void __launch_bounds__(BwdTraits<kD, kKeys>::kThreads, BwdTraits<kD, 
   // 16 rows, then 16-byte stores for keys < N. Keys no query sees get zeros.
   cp_async_wait<0>();
   __syncthreads();
-  T* sdK_w = sQ + warp * 16 * kPitch;
-  T* sdV_w = sdO + warp * 16 * kPitch;
-#pragma unroll
-  for (int n = 0; n < kD / 8; ++n) {
-    const int c = n * 8 + 2 * tq;
-    *reinterpret_cast<uint32_t*>(sdK_w + g * kPitch + c) = pack2<T>(dk_acc[n][0] * p.scale, dk_acc[n][1] * p.scale);
-    *reinterpret_cast<uint32_t*>(sdK_w + (g + 8) * kPitch + c) =
-        pack2<T>(dk_acc[n][2] * p.scale, dk_acc[n][3] * p.scale);
-    *reinterpret_cast<uint32_t*>(sdV_w + g * kPitch + c) = pack2<T>(dv_acc[n][0], dv_acc[n][1]);
-    *reinterpret_cast<uint32_t*>(sdV_w + (g + 8) * kPitch + c) = pack2<T>(dv_acc[n][2], dv_acc[n][3]);
-  }
-  __syncwarp();
-  T* dk_bh = p.dk.row(b, h, 0);
-  T* dv_bh = p.dv.row(b, h, 0);
-#pragma unroll
-  for (int i = lane; i < 16 * kChunks; i += 32) {
-    const int r = i / kChunks;
-    const int c = i % kChunks;
-    const int64_t row = k0 + warp * 16 + r;
-    if (row < N) {
-      *reinterpret_cast<uint4*>(dk_bh + row * p.dk.stride_n + c * 8) =
-          *reinterpret_cast<const uint4*>(sdK_w + r * kPitch + c * 8);
-      *reinterpret_cast<uint4*>(dv_bh + row * p.dv.stride_n + c * 8) =
-          *reinterpret_cast<const uint4*>(sdV_w + r * kPitch + c * 8);
-    }
-  }
+  store_warp_rows<T, kD, kPitch>(dk_acc, p.scale, p.scale, sQ + warp * 16 * kPitch, p.dk.row(b, h, 0), p.dk.stride_n,
+                                 k0 + warp * 16, N, lane);
+  store_warp_rows<T, kD, kPitch>(dv_acc, 1.0f, 1.0f, sdO + warp * 16 * kPitch, p.dv.row(b, h, 0), p.dv.stride_n,
+                                 k0 + warp * 16, N, lane);
 }
 
 // delta[r] = sum_d dout[r, d] * out[r, d] in fp32, r = (b*H + h)*N + n. kD/8 lanes per row, each

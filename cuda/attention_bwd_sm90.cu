@@ -198,13 +198,7 @@ __device__ __forceinline__ void consume(const AttentionParams<T>& p, uint32_t ba
     fence_regs(st);
 #pragma unroll
     for (int j = 0; j < kM / 8; ++j) {
-      const float2 l2 = *reinterpret_cast<const float2*>(sLse + 8 * j + 2 * tq);
-      const float base0 = backward_base_log2(l2.x);
-      const float base1 = backward_base_log2(l2.y);
-      st[j][0] = fast_exp2(st[j][0] * p.scale_log2 - base0);
-      st[j][1] = fast_exp2(st[j][1] * p.scale_log2 - base1);
-      st[j][2] = fast_exp2(st[j][2] * p.scale_log2 - base0);
-      st[j][3] = fast_exp2(st[j][3] * p.scale_log2 - base1);
+      probs_from_lse(st[j], *reinterpret_cast<const float2*>(sLse + 8 * j + 2 * tq), p.scale_log2);
     }
     if (part >= 0) {
 #pragma unroll
@@ -221,11 +215,7 @@ __device__ __forceinline__ void consume(const AttentionParams<T>& p, uint32_t ba
     fence_regs(dpt);
 #pragma unroll
     for (int j = 0; j < kM / 8; ++j) {
-      const float2 d2 = *reinterpret_cast<const float2*>(sDelta + 8 * j + 2 * tq);
-      dpt[j][0] = st[j][0] * (dpt[j][0] - d2.x);
-      dpt[j][1] = st[j][1] * (dpt[j][1] - d2.y);
-      dpt[j][2] = st[j][2] * (dpt[j][2] - d2.x);
-      dpt[j][3] = st[j][3] * (dpt[j][3] - d2.y);
+      ds_from_dp(dpt[j], st[j], *reinterpret_cast<const float2*>(sDelta + 8 * j + 2 * tq));
     }
 
     // P^T and dS^T as register-A operands (k-step kq = queries 16kq..16kq+15): register

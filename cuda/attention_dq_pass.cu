@@ -13,6 +13,7 @@
 #include "attention_parts.h"
 #include "launch_common.cuh"
 #include "mma_helpers.cuh"
+#include "portable_tiles.cuh"
 
 namespace aim {
 namespace gpu {
@@ -67,59 +68,25 @@ __global__ void __launch_bounds__(DqPassTraits<kD>::kThreads, 1) attention_dq_pa
   const T* v_bh = p.v.row(b, h, 0);
   const T* do_bh = p.dout.row(b, h, 0);
 
-  const int32_t* list_idx = p.layout.by_query.idx;
-  const int32_t* list_part = p.layout.by_query.partial;
   const int e_begin = __ldg(p.layout.by_query.ptr + qb);
   const int n_tiles = 2 * (__ldg(p.layout.by_query.ptr + qb + 1) - e_begin);
 
-  struct KvTile {
-    int64_t k0;  // first key of the 64-key sub-tile
-    int part;    // partial index (< 0: fully visible)
-    int half;    // which half of the 128-key layout block
-  };
-  auto tile_at = [&](int t) {
-    const int e = e_begin + (t >> 1);
-    KvTile x;
-    x.half = t & 1;
-    x.k0 = static_cast<int64_t>(__ldg(list_idx + e)) * kLayoutBlock + x.half * kBlockN;
-    x.part = __ldg(list_part + e);
-    return x;
-  };
-  // K, V rows k0..k0+63 (zero-filled past N) and, for a partial block, the sub-tile's 2 mask words
-  // of each of the 128 query rows.
-  auto load_kv = [&](int stage, const KvTile& x) {
-    T* dk = sK + stage * Tr::kKVElems;
-    T* dv = sV + stage * Tr::kKVElems;
-#pragma unroll
-    for (int i = tid; i < kBlockN * kChunks; i += Tr::kThreads) {
-      const int r = i / kChunks;
-      const int c = i % kChunks;
-      const bool ok = x.k0 + r < N;
-      cp_async_16(smem_u32(dk + r * kPitch + c * 8), ok ? k_bh + (x.k0 + r) * p.k.stride_n + c * 8 : k_bh, ok);
-      cp_async_16(smem_u32(dv + r * kPitch + c * 8), ok ? v_bh + (x.k0 + r) * p.v.stride_n + c * 8 : v_bh, ok);
-    }
-    if (x.part >= 0) {
-      const uint32_t* src = block_mask(p.layout, x.part) + (tid >> 1) * kMaskWordsPerRow + x.half * 2 + (tid & 1);
-      cp_async_4(smem_u32(sMask + stage * Tr::kMaskWords + tid), src);  // [stage][r][w], tid = 2r + w
-    }
+  auto load_kv = [&](int stage, const KeySubTile& x) {
+    load_rows_async<kBlockN, kChunks, kPitch, Tr::kThreads>(sK + stage * Tr::kKVElems, k_bh, p.k.stride_n, x.k0, N, tid);
+    load_rows_async<kBlockN, kChunks, kPitch, Tr::kThreads>(sV + stage * Tr::kKVElems, v_bh, p.v.stride_n, x.k0, N, tid);
+    load_subtile_mask_async(sMask + stage * Tr::kMaskWords, p.layout, x, tid);
   };
 
   // Q and dO rows q0..q0+127 (zero-filled past N).
-#pragma unroll
-  for (int i = tid; i < Tr::kBlockM * kChunks; i += Tr::kThreads) {
-    const int r = i / kChunks;
-    const int c = i % kChunks;
-    const bool ok = q0 + r < N;
-    cp_async_16(smem_u32(sQ + r * kPitch + c * 8), ok ? q_bh + (q0 + r) * p.q.stride_n + c * 8 : q_bh, ok);
-    cp_async_16(smem_u32(sdO + r * kPitch + c * 8), ok ? do_bh + (q0 + r) * p.dout.stride_n + c * 8 : do_bh, ok);
-  }
-  KvTile cur{}, nxt{};
+  load_rows_async<Tr::kBlockM, kChunks, kPitch, Tr::kThreads>(sQ, q_bh, p.q.stride_n, q0, N, tid);
+  load_rows_async<Tr::kBlockM, kChunks, kPitch, Tr::kThreads>(sdO, do_bh, p.dout.stride_n, q0, N, tid);
+  KeySubTile cur{}, nxt{};
   if (n_tiles > 0) {
-    cur = tile_at(0);
+    cur = key_subtile(p.layout.by_query, e_begin, 0);
     load_kv(0, cur);
   }
   cp_async_commit();
-  if (n_tiles > 1) nxt = tile_at(1);
+  if (n_tiles > 1) nxt = key_subtile(p.layout.by_query, e_begin, 1);
 
   // This thread's rows warp*16 + g and + 8: the exponent base (+inf for rows that saw no key, and
   // rows past N, so that every P is 0 there) and delta.
@@ -149,9 +116,9 @@ __global__ void __launch_bounds__(DqPassTraits<kD>::kThreads, 1) attention_dq_pa
       load_kv(stage ^ 1, nxt);
       cp_async_commit();
     }
-    const KvTile now = cur;
+    const KeySubTile now = cur;
     cur = nxt;
-    if (t + 2 < n_tiles) nxt = tile_at(t + 2);
+    if (t + 2 < n_tiles) nxt = key_subtile(p.layout.by_query, e_begin, t + 2);
 
     // P = exp2(S * scale * log2e - base): s[j][e] is (row g, key 8j + 2tq + e), s[j][2 + e] row g + 8.
     float s[8][4];
@@ -189,25 +156,8 @@ __global__ void __launch_bounds__(DqPassTraits<kD>::kThreads, 1) attention_dq_pa
   // that see no key get zeros).
   cp_async_wait<0>();
   __syncthreads();  // no cp.async into sQ still in flight; every warp done with its Q rows
-  T* sO = sQ + warp * 16 * kPitch;
-#pragma unroll
-  for (int n = 0; n < kD / 8; ++n) {
-    *reinterpret_cast<uint32_t*>(sO + g * kPitch + n * 8 + tq * 2) = pack2<T>(dq[n][0] * p.scale, dq[n][1] * p.scale);
-    *reinterpret_cast<uint32_t*>(sO + (g + 8) * kPitch + n * 8 + tq * 2) =
-        pack2<T>(dq[n][2] * p.scale, dq[n][3] * p.scale);
-  }
-  __syncwarp();
-  T* dq_bh = p.dq.row(b, h, 0);
-#pragma unroll
-  for (int i = lane; i < 16 * kChunks; i += 32) {
-    const int r = i / kChunks;
-    const int c = i % kChunks;
-    const int64_t row = q0 + warp * 16 + r;
-    if (row < N) {
-      *reinterpret_cast<uint4*>(dq_bh + row * p.dq.stride_n + c * 8) =
-          *reinterpret_cast<const uint4*>(sO + r * kPitch + c * 8);
-    }
-  }
+  store_warp_rows<T, kD, kPitch>(dq, p.scale, p.scale, sQ + warp * 16 * kPitch, p.dq.row(b, h, 0), p.dq.stride_n,
+                                 q0 + warp * 16, N, lane);
 }
 
 template <typename T, int kD>

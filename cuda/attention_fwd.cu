@@ -6,6 +6,7 @@
 #include "attention_parts.h"
 #include "launch_common.cuh"
 #include "mma_helpers.cuh"
+#include "portable_tiles.cuh"
 
 namespace aim {
 namespace gpu {
@@ -41,12 +42,6 @@ struct FwdTraits {
   static_assert(kLayoutBlock % kBlockN == 0 && kLayoutBlock / kBlockN == 2, "two sub-tiles per key block");
 };
 
-struct KvTile {
-  int64_t k0;  // first key token of the 64-key sub-tile
-  int part;    // partial index (< 0: fully visible)
-  int half;    // which half of the 128-key layout block
-};
-
 template <typename T, int kD>
 __global__ void __launch_bounds__(FwdTraits<kD>::kThreads, FwdTraits<kD>::kMinBlocks)
     attention_fwd_kernel(const AttentionParams<T> p) {
@@ -77,59 +72,26 @@ __global__ void __launch_bounds__(FwdTraits<kD>::kThreads, FwdTraits<kD>::kMinBl
   const T* k_bh = p.k.row(b, h, 0);
   const T* v_bh = p.v.row(b, h, 0);
 
-  const int32_t* list_idx = p.layout.by_query.idx;
-  const int32_t* list_part = p.layout.by_query.partial;
   const int e_begin = __ldg(p.layout.by_query.ptr + qb);
   const int n_tiles = 2 * (__ldg(p.layout.by_query.ptr + qb + 1) - e_begin);
 
-  auto tile_at = [&](int t) {
-    const int e = e_begin + (t >> 1);
-    KvTile x;
-    x.half = t & 1;
-    x.k0 = static_cast<int64_t>(__ldg(list_idx + e)) * kLayoutBlock + x.half * kBlockN;
-    x.part = __ldg(list_part + e);
-    return x;
-  };
-
-  // K, V rows k0..k0+63 (zero-filled past N: masked probabilities are 0, and 0 * garbage could be
-  // NaN) and, for a partial block, the sub-tile's 2 mask words of each of the 128 query rows.
-  auto load_kv = [&](int stage, const KvTile& x) {
-    T* dk = sK + stage * Tr::kKVElems;
-    T* dv = sV + stage * Tr::kKVElems;
-#pragma unroll
-    for (int i = tid; i < kBlockN * kChunks; i += Tr::kThreads) {
-      const int r = i / kChunks;
-      const int c = i % kChunks;
-      const bool ok = x.k0 + r < N;
-      const T* src_k = ok ? k_bh + (x.k0 + r) * p.k.stride_n + c * 8 : k_bh;
-      const T* src_v = ok ? v_bh + (x.k0 + r) * p.v.stride_n + c * 8 : v_bh;
-      cp_async_16(smem_u32(dk + r * kPitch + c * 8), src_k, ok);
-      cp_async_16(smem_u32(dv + r * kPitch + c * 8), src_v, ok);
-    }
-    if (x.part >= 0) {
-      const int r = tid >> 1;
-      const int w = tid & 1;
-      const uint32_t* src = block_mask(p.layout, x.part) + r * kMaskWordsPerRow + x.half * 2 + w;
-      cp_async_4(smem_u32(sMask + stage * Tr::kMaskWords + tid), src);  // [stage][r][w], tid = 2r + w
-    }
+  // K, V rows of a 64-key sub-tile (zero-filled past N: masked probabilities are 0, and
+  // 0 * garbage could be NaN) and, for a partial block, the sub-tile's mask words.
+  auto load_kv = [&](int stage, const KeySubTile& x) {
+    load_rows_async<kBlockN, kChunks, kPitch, Tr::kThreads>(sK + stage * Tr::kKVElems, k_bh, p.k.stride_n, x.k0, N, tid);
+    load_rows_async<kBlockN, kChunks, kPitch, Tr::kThreads>(sV + stage * Tr::kKVElems, v_bh, p.v.stride_n, x.k0, N, tid);
+    load_subtile_mask_async(sMask + stage * Tr::kMaskWords, p.layout, x, tid);
   };
 
   // Q rows q0..q0+127 (zero-filled past N; those rows are masked out by the layout anyway).
-#pragma unroll
-  for (int i = tid; i < Tr::kBlockM * kChunks; i += Tr::kThreads) {
-    const int r = i / kChunks;
-    const int c = i % kChunks;
-    const bool ok = q0 + r < N;
-    const T* src = ok ? q_bh + (q0 + r) * p.q.stride_n + c * 8 : q_bh;
-    cp_async_16(smem_u32(sQ + r * kPitch + c * 8), src, ok);
-  }
-  KvTile cur{}, nxt{};
+  load_rows_async<Tr::kBlockM, kChunks, kPitch, Tr::kThreads>(sQ, q_bh, p.q.stride_n, q0, N, tid);
+  KeySubTile cur{}, nxt{};
   if (n_tiles > 0) {
-    cur = tile_at(0);
+    cur = key_subtile(p.layout.by_query, e_begin, 0);
     load_kv(0, cur);
   }
   cp_async_commit();
-  if (n_tiles > 1) nxt = tile_at(1);
+  if (n_tiles > 1) nxt = key_subtile(p.layout.by_query, e_begin, 1);
 
   // Per-lane ldmatrix offsets (elements), see the fragment table in mma_helpers.cuh.
   //  A operand (row-major 16x16 at rows r0, cols c0): lane -> row r0 + (lane&7) + 8*((lane>>3)&1),
@@ -158,9 +120,9 @@ __global__ void __launch_bounds__(FwdTraits<kD>::kThreads, FwdTraits<kD>::kMinBl
       load_kv(stage ^ 1, nxt);
       cp_async_commit();
     }
-    const KvTile now = cur;
+    const KeySubTile now = cur;
     cur = nxt;
-    if (t + 2 < n_tiles) nxt = tile_at(t + 2);  // index loads for later, off the critical path
+    if (t + 2 < n_tiles) nxt = key_subtile(p.layout.by_query, e_begin, t + 2);  // off the critical path
 
     // S = Q K^T (16 x 64 per warp).
     float s[8][4];
@@ -231,25 +193,8 @@ __global__ void __launch_bounds__(FwdTraits<kD>::kThreads, FwdTraits<kD>::kMinBl
     l_run[r] += __shfl_xor_sync(0xffffffffu, l_run[r], 2);
     inv[r] = l_run[r] > 0.0f ? 1.0f / l_run[r] : 0.0f;
   }
-  T* sO = sQ + warp * 16 * kPitch;
-#pragma unroll
-  for (int n = 0; n < kD / 8; ++n) {
-    *reinterpret_cast<uint32_t*>(sO + g * kPitch + n * 8 + tq * 2) = pack2<T>(o[n][0] * inv[0], o[n][1] * inv[0]);
-    *reinterpret_cast<uint32_t*>(sO + (g + 8) * kPitch + n * 8 + tq * 2) =
-        pack2<T>(o[n][2] * inv[1], o[n][3] * inv[1]);
-  }
-  __syncwarp();
-  T* out_bh = p.out.row(b, h, 0);
-#pragma unroll
-  for (int i = lane; i < 16 * kChunks; i += 32) {
-    const int r = i / kChunks;
-    const int c = i % kChunks;
-    const int64_t row = q0 + warp * 16 + r;
-    if (row < N) {
-      *reinterpret_cast<uint4*>(out_bh + row * p.out.stride_n + c * 8) =
-          *reinterpret_cast<const uint4*>(sO + r * kPitch + c * 8);
-    }
-  }
+  store_warp_rows<T, kD, kPitch>(o, inv[0], inv[1], sQ + warp * 16 * kPitch, p.out.row(b, h, 0), p.out.stride_n,
+                                 q0 + warp * 16, N, lane);
   if (tq == 0) {
     float* lse_bh = p.lse + (static_cast<int64_t>(b) * p.heads + h) * N;
     const int64_t row0 = q0 + warp * 16 + g;

@@ -69,6 +69,19 @@ def a_off(pitch): return ((lanes & 7) + ((lanes >> 3) & 1) * 8) * pitch + (lanes
 def b_off(pitch): return ((lanes & 7) + (lanes >> 4) * 8) * pitch + ((lanes >> 3) & 1) * 8
 
 
+def random_subtile_mask():
+    """A random 128 x 128 block mask and the forward's [row][2 words] stage of its second 64-key
+    half, as the kernels' load_subtile_mask_async fills it (tid = 2 row + word)."""
+    maskbits = rng.random((128, 128)) < 0.6
+    words = np.zeros((128, 4), dtype=np.uint64)
+    for r in range(128):
+        for c in range(128):
+            if maskbits[r, c]: words[r, c >> 5] |= np.uint64(1 << (c & 31))
+    half = 1
+    smask = np.array([words[tid >> 1, half * 2 + (tid & 1)] for tid in range(256)])
+    return maskbits, half, smask
+
+
 def warp_tile_abt(sA, a_row0, sB, pitch, D):
     """mma_helpers.cuh warp_tile_abt: A rows a_row0..+15 of sA times the 64 rows of sB, transposed."""
     s = np.zeros((8, 32, 4))
@@ -115,16 +128,7 @@ def check_forward(D):
     sQ = np.zeros(128 * pitch); sK = np.zeros(64 * pitch); sV = np.zeros(64 * pitch)
     for r in range(128): sQ[r * pitch: r * pitch + D] = Q[r]
     for r in range(64): sK[r * pitch: r * pitch + D] = K[r]; sV[r * pitch: r * pitch + D] = V[r]
-    # mask: full block 128x128 bits, sub-tile half
-    maskbits = rng.random((128, 128)) < 0.6
-    words = np.zeros((128, 4), dtype=np.uint64)
-    for r in range(128):
-        for c in range(128):
-            if maskbits[r, c]: words[r, c >> 5] |= np.uint64(1 << (c & 31))
-    half = 1
-    smask = np.zeros(256, dtype=np.uint64)
-    for tid in range(256):  # kernel: r = tid>>1, w = tid&1, src = r*4 + half*2 + w -> sMask[tid]
-        smask[tid] = words[tid >> 1, half * 2 + (tid & 1)]
+    maskbits, half, smask = random_subtile_mask()
     ok = True
     for warp in range(8):
         s = warp_tile_abt(sQ, warp * 16, sK, pitch, D)
@@ -269,13 +273,7 @@ def check_dq_pass(D):
         for r in range(X.shape[0]): m[r * pitch: r * pitch + D] = X[r]
         return m
     sQ, sdO, sK, sV = smem(Q), smem(dO), smem(K), smem(V)
-    maskbits = rng.random((128, 128)) < 0.6
-    words = np.zeros((128, 4), dtype=np.uint64)
-    for r in range(128):
-        for c in range(128):
-            if maskbits[r, c]: words[r, c >> 5] |= np.uint64(1 << (c & 31))
-    half = 1
-    smask = np.array([words[tid >> 1, half * 2 + (tid & 1)] for tid in range(256)])  # the kernel's load_kv
+    maskbits, half, smask = random_subtile_mask()
     vis = maskbits[:, half * 64: half * 64 + 64]
     P_ref = np.exp(scale * Q @ K.T - lse[:, None]) * vis
     dQ_ref = scale * (P_ref * (dO @ V.T - delta[:, None])) @ K
