@@ -92,20 +92,23 @@ run "backward tests (sm90 + portable, atomic + deterministic)" 240 tests-attenti
   $PY -m pytest "$REPO/tests/ops/test_attention.py" -q -p no:cacheprovider \
   -k "cuda_backward or cuda_native_backward or deterministic or kernel_choice"
 tail -3 "$LOGS/tests-attention-bwd.log"
-# Every other CUDA attention test with each backward forced.
+# Every other CUDA attention test with the Hopper backward forced (in "auto" a backward that
+# cannot build its TMA maps falls back to the portable one; forced, that is an error).
+AIM_CUDA_BWD_KERNEL=sm90 run "attention tests (AIM_CUDA_BWD_KERNEL=sm90)" 120 tests-attention-bwd-sm90.log \
+  $PY -m pytest "$REPO/tests/ops/test_attention.py" -q -k cuda -p no:cacheprovider
+# memcheck and racecheck on both backwards (atomic dQ), memcheck of the deterministic dQ pass,
+# synccheck of the Hopper one's named barriers: the small ragged case, both dtypes and head dims.
+sanitize() {  # sanitize TOOL KERNEL MODE
+  local flag; flag=$([ "$3" = deterministic ] && echo --deterministic)
+  AIM_CUDA_BWD_KERNEL=$2 run "$1 backward ($2, $3 dQ)" 90 "sanitizer-$1-bwd-$2-$3.log" \
+    compute-sanitizer --tool "$1" --error-exitcode 3 $PY "$REPO/benchmarks/cuda_attention_case.py" $flag
+}
 for kernel in sm90 portable; do
-  AIM_CUDA_BWD_KERNEL=$kernel run "attention tests (AIM_CUDA_BWD_KERNEL=$kernel)" 120 "tests-attention-bwd-$kernel.log" \
-    $PY -m pytest "$REPO/tests/ops/test_attention.py" -q -k cuda -p no:cacheprovider
+  sanitize memcheck $kernel atomic
+  sanitize racecheck $kernel atomic
+  sanitize memcheck $kernel deterministic
 done
-for kernel in sm90 portable; do
-  for mode in atomic deterministic; do
-    flag=$([ $mode = deterministic ] && echo --deterministic)
-    for tool in memcheck racecheck synccheck; do
-      AIM_CUDA_BWD_KERNEL=$kernel run "$tool backward ($kernel, $mode dQ)" 90 "sanitizer-$tool-bwd-$kernel-$mode.log" \
-        compute-sanitizer --tool "$tool" --error-exitcode 3 $PY "$REPO/benchmarks/cuda_attention_case.py" $flag
-    done
-  done
-done
+sanitize synccheck sm90 atomic
 fi
 
 if want attention-bench; then
