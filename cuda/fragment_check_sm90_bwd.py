@@ -427,57 +427,66 @@ class Barrier:
 
 
 def check_pipeline(n_steps, trials=200):
-    """The producer and the 256 consumer threads (8 warps modelled as 256 arrivals) under random
-    schedules: every step's data is read after its fill and before its refill; nothing deadlocks."""
+    """The producer warp and the two consumer warpgroups (128 arrivals each on "empty") under random
+    schedules, with the TMA bytes and each lane's cp.async arrival landing at random later times:
+    every step's tiles and vectors are read after they land and before they are overwritten, the
+    producer never overwrites a stage a consumer still reads, and nothing deadlocks."""
     tl = BwdTiles(128)
     S = tl.stages
     for _ in range(trials):
         full = [Barrier(tl.full_arrivals) for _ in range(S)]
         empty = [Barrier(tl.empty_arrivals) for _ in range(S)]
-        contents = [None] * S  # which step's data a stage holds (None while a load is in flight)
-        prod = {"t": 0, "state": "wait"}
-        cons = [{"t": 0, "state": "wait"} for _ in range(2)]  # one per consumer warpgroup (128 threads)
-        inflight = []  # (stage, step) loads whose bytes have not landed
-        released = [[0] * S for _ in range(2)]
-        steps_done = 0
+        tiles = [None] * S    # which step's Q/dO a stage holds (None while being overwritten)
+        vectors = [None] * S  # which step's lse/delta/mask (written lane by lane)
+        lanes_landed = [0] * S
+        reading = [set() for _ in range(S)]  # consumers between their full-wait and their release
+        prod_t = 0
+        cons_t = [0, 0]
+        inflight = []  # ("tma", stage, step) or ("cp", stage, step): copies not yet landed
         guard = 0
-        while steps_done < n_steps * 2:
+        while min(cons_t) < n_steps:
             guard += 1
             assert guard < 100000, "deadlock"
-            actors = []
-            if prod["t"] < n_steps:
-                actors.append("p")
-            actors += ["c%d" % i for i in range(2) if cons[i]["t"] < n_steps]
-            if inflight:
-                actors.append("tma")
+            actors = (["p"] if prod_t < n_steps else []) + ["c0", "c1"] * 2 + (["land"] * 3 if inflight else [])
             a = actors[rng.integers(len(actors))]
             if a == "p":
-                t = prod["t"]
-                s = stage_of(t, S)
-                if not empty[s].try_wait(empty_parity(t, S)):
+                s = stage_of(prod_t, S)
+                if not empty[s].try_wait(empty_parity(prod_t, S)):
                     continue
-                contents[s] = None
-                full[s].arrive(tx=tl.full_tx_bytes)  # the TMA lane's arrive.expect_tx
-                inflight.append((s, t))
-                for _lane in range(32):  # cp.async arrivals (.noinc) land later; model them at once
+                assert not reading[s], "producer overwrites stage %d while a consumer reads it" % s
+                tiles[s] = vectors[s] = None
+                lanes_landed[s] = 0
+                full[s].arrive(tx=tl.full_tx_bytes)  # the TMA lane's arrive.expect_tx, then the TMA
+                inflight.append(("tma", s, prod_t))
+                inflight += [("cp", s, prod_t)] * 32  # each lane's cp.async + arrive.noinc
+                prod_t += 1
+            elif a == "land":
+                kind, s, t = inflight.pop(rng.integers(len(inflight)))
+                if kind == "tma":
+                    tiles[s] = t
+                    full[s].complete_tx(tl.full_tx_bytes)
+                else:
+                    lanes_landed[s] += 1
+                    if lanes_landed[s] == 32:
+                        vectors[s] = t
                     full[s].arrive()
-                prod["t"] += 1
-            elif a == "tma":
-                s, t = inflight.pop(rng.integers(len(inflight)))
-                contents[s] = t
-                full[s].complete_tx(tl.full_tx_bytes)
             else:
                 i = int(a[1])
-                t = cons[i]["t"]
-                s = stage_of(t, S)
-                if not full[s].try_wait(full_parity(t, S)):
+                t = cons_t[i]
+                if t >= n_steps:
                     continue
-                assert contents[s] == t, "consumer read stage %d holding step %s, expected %d" % (s, contents[s], t)
-                for _thread in range(128):
-                    empty[s].arrive()
-                released[i][s] += 1
-                cons[i]["t"] += 1
-                steps_done += 1
+                s = stage_of(t, S)
+                if i not in reading[s]:
+                    if not full[s].try_wait(full_parity(t, S)):
+                        continue
+                    assert tiles[s] == t and vectors[s] == t, \
+                        "consumer %d read stage %d holding %s/%s, expected step %d" % (i, s, tiles[s], vectors[s], t)
+                    reading[s].add(i)
+                else:  # done with the step: every thread of the warpgroup releases the stage
+                    reading[s].discard(i)
+                    for _thread in range(128):
+                        empty[s].arrive()
+                    cons_t[i] += 1
     print("pipeline protocol (%d steps, %d random schedules): OK" % (n_steps, trials))
     return True
 
