@@ -106,7 +106,7 @@ void transpose_pad(const float* src, int lds, int n, int D, float* dst, int ldd,
 }
 
 void check_args(int dtype, const AttentionShape& s, const LayoutView& layout) {
-  if (dtype < 0 || dtype > 2) throw std::invalid_argument("unknown dtype code " + std::to_string(dtype));
+  if (dtype < kFloat32 || dtype > kBFloat16) throw std::invalid_argument("unknown dtype code " + std::to_string(dtype));
   if (s.head_dim < 1 || s.head_dim > 256)
     throw std::invalid_argument("head_dim must be in 1..256 on CPU, got " + std::to_string(s.head_dim));
   if (s.batch < 0 || s.heads < 0 || s.tokens < 0) throw std::invalid_argument("negative shape");

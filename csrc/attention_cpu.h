@@ -42,7 +42,8 @@ struct AttentionKernels {
   static void backward(int dtype, const AttentionShape& shape, const StridedBHND& q, const StridedBHND& k,
                        const StridedBHND& v, const StridedBHND& out, const StridedBHND& dout, const float* lse,
                        const StridedBHND& dq, const StridedBHND& dk, const StridedBHND& dv, float* delta,
-                       float* /*dq_accum*/, const LayoutView& layout, uintptr_t /*stream*/) {
+                       float* /*dq_accum*/, const LayoutView& layout, bool /*deterministic: always*/,
+                       uintptr_t /*stream*/) {
     attention_backward(dtype, shape, q, k, v, out, dout, lse, dq, dk, dv, delta, layout);
   }
 };

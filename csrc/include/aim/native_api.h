@@ -71,7 +71,8 @@ void bind_attention_ops(pybind11::module_& m) {
       "backward",
       [](int dtype, const py::tuple& shape, const py::tuple& q, const py::tuple& k, const py::tuple& v,
          const py::tuple& out, const py::tuple& dout, uintptr_t lse, const py::tuple& dq, const py::tuple& dk,
-         const py::tuple& dv, uintptr_t delta, uintptr_t dq_accum, const py::tuple& layout, uintptr_t stream) {
+         const py::tuple& dv, uintptr_t delta, uintptr_t dq_accum, const py::tuple& layout, uintptr_t stream,
+         bool deterministic) {
         const int code = dtype_from(dtype);
         const AttentionShape s = shape_from(shape);
         const StridedBHND tq = strided_from(q, "q"), tk = strided_from(k, "k"), tv = strided_from(v, "v"),
@@ -80,13 +81,16 @@ void bind_attention_ops(pybind11::module_& m) {
         const LayoutView view = layout_from(layout);
         py::gil_scoped_release release;
         Kernels::backward(code, s, tq, tk, tv, to, tdo, reinterpret_cast<const float*>(lse), tdq, tdk, tdv,
-                          reinterpret_cast<float*>(delta), reinterpret_cast<float*>(dq_accum), view, stream);
+                          reinterpret_cast<float*>(delta), reinterpret_cast<float*>(dq_accum), view, deterministic,
+                          stream);
       },
       py::arg("dtype"), py::arg("shape"), py::arg("q"), py::arg("k"), py::arg("v"), py::arg("out"), py::arg("dout"),
       py::arg("lse"), py::arg("dq"), py::arg("dk"), py::arg("dv"), py::arg("delta"), py::arg("dq_accum"),
-      py::arg("layout"), py::arg("stream"),
+      py::arg("layout"), py::arg("stream"), py::arg("deterministic") = false,
       "Writes dq, dk, dv. delta (B,H,N float32) is workspace; dq_accum (B,H,N,D float32, zeroed by the caller) "
-      "is workspace of the CUDA kernels (dq by fp32 atomics there, so not bitwise reproducible), 0 on CPU.");
+      "is workspace of the CUDA kernels, which add dq into it with fp32 atomics (not bitwise reproducible) "
+      "unless deterministic=True (then a separate fixed-order pass computes dq and dq_accum may be 0); "
+      "ignored on CPU, whose backward is always deterministic.");
 }
 
 }  // namespace aim

@@ -126,9 +126,11 @@ def _backward(
     batch, heads, tokens, head_dim = q.shape
     dq, dk, dv = (torch.empty((batch, heads, tokens, head_dim), dtype=q.dtype, device=q.device) for _ in range(3))
     delta = torch.empty((batch, heads, tokens), dtype=torch.float32, device=q.device)
+    # dq by fp32 atomics into dq_accum unless torch asks for deterministic algorithms.
+    deterministic = torch.are_deterministic_algorithms_enabled()
     dq_accum = (
         torch.zeros((batch, heads, tokens, head_dim), dtype=torch.float32, device=q.device)
-        if q.device.type == "cuda"
+        if q.device.type == "cuda" and not deterministic
         else None
     )
     layout = (q_ptr, q_idx, q_partial, k_ptr, k_idx, k_partial, masks)
@@ -138,7 +140,7 @@ def _backward(
             bhnd(q), bhnd(k), bhnd(v), bhnd(out), bhnd(dout), lse.data_ptr(),
             bhnd(dq), bhnd(dk), bhnd(dv), delta.data_ptr(),
             0 if dq_accum is None else dq_accum.data_ptr(),
-            layout_args(tokens, layout), stream_handle(q.device),
+            layout_args(tokens, layout), stream_handle(q.device), deterministic,
         )
     return dq, dk, dv
 
