@@ -38,6 +38,15 @@ def attention(q: Tensor, k: Tensor, v: Tensor, layout: AttentionLayout, scale: f
     return _RUN[backend](q, k, v, layout.to(q.device), scale)
 
 
+def attention_with(backend: AttentionBackend, q: Tensor, k: Tensor, v: Tensor, layout: AttentionLayout,
+                   scale: float | None = None) -> Tensor:
+    """:func:`attention` run by ``backend`` without asking the resolver (benchmarks compare them
+    side by side); the caller makes sure ``backend`` can run the input."""
+    _check_inputs(q, k, v, layout)
+    scale = default_scale(q.shape[-1]) if scale is None else float(scale)
+    return _RUN[AttentionBackend(backend)](q, k, v, layout.to(q.device), scale)
+
+
 def _native_attention(q: Tensor, k: Tensor, v: Tensor, layout: AttentionLayout, scale: float) -> Tensor:
     out, _ = torch.ops.aim.block_sparse_attention_fwd(q, k, v, *layout.tensors(), scale)
     return out
