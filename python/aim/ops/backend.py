@@ -314,3 +314,18 @@ def _package_problem(name: str) -> str | None:
     if name == "flash_attn" and not hasattr(module, "flash_attn_func"):
         return "flash_attn is installed without its 2.x kernels (flash_attn_func)"
     return None
+
+
+def describe(device: torch.device, head_dims=(16, 64, 128), dtype: torch.dtype = torch.bfloat16) -> str:
+    """Which backend runs what on ``device``, one line per backend and head_dim: for a log or a user."""
+    platform = detect_platform(device)
+    packages = ", ".join(f"{name} {'yes' if problem is None else 'no'}" for name, problem in platform.packages.items())
+    lines = [f"{device} ({_arch(platform.cuda_capability)}); optional packages: {packages or 'probed on CUDA only'}"]
+    for head_dim in head_dims:
+        inp = AttentionInput(device.type, dtype, head_dim, requires_grad=True)
+        for backend in AttentionBackend:
+            for what, check in (("attention", why_not), ("cross-attention", why_not_dense)):
+                problem = check(backend, inp, platform)
+                if not (what == "cross-attention" and backend not in _DENSE_ORDER):
+                    lines.append(f"  {what} {backend.value} at {inp}: {'runs' if problem is None else problem}")
+    return "\n".join(lines)
