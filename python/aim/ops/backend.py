@@ -135,36 +135,34 @@ def resolve_attention_backend(
     platform: Platform | None = None,
 ) -> AttentionBackend:
     """The backend that runs the shared (block-sparse) attention for this input."""
-    inp = AttentionInput(torch.device(device).type, dtype, int(head_dim), bool(requires_grad))
-    platform = detect_platform(torch.device(device)) if platform is None else platform
-    requested = requested_backend()
-    if requested == "auto":
-        order = (AttentionBackend.NATIVE, *_FASTEST_FIRST, AttentionBackend.SDPA)
-        return _first_that_runs("attention", order, why_not, inp, platform)
-    choice = AttentionBackend(requested)
-    problem = why_not(choice, inp, platform)
-    if problem:
-        raise ValueError(f"{ENV_VAR}={requested} cannot run attention on {inp}: {problem}")
-    _announce("attention", choice, inp, f"chosen by {ENV_VAR}")
-    return choice
+    order = (AttentionBackend.NATIVE, *_FASTEST_FIRST, AttentionBackend.SDPA)
+    return _resolve("attention", why_not, order, tuple(AttentionBackend), device, dtype, head_dim, requires_grad,
+                    platform)
 
 
 def resolve_dense_backend(
     device: torch.device, dtype: torch.dtype, head_dim: int, requires_grad: bool = False,
     platform: Platform | None = None,
 ) -> AttentionBackend:
-    """The backend that runs an unmasked attention (the text cross-attention) for this input."""
+    """The backend that runs an unmasked attention (the text cross-attention) for this input;
+    a requested backend without a dense kernel (native, flex) leaves the choice to auto."""
+    return _resolve("cross-attention", why_not_dense, _DENSE_ORDER, _DENSE_ORDER, device, dtype, head_dim,
+                    requires_grad, platform)
+
+
+def _resolve(what: str, check: Callable, auto_order, explicit, device, dtype, head_dim, requires_grad,
+             platform: Platform | None) -> AttentionBackend:
     inp = AttentionInput(torch.device(device).type, dtype, int(head_dim), bool(requires_grad))
     platform = detect_platform(torch.device(device)) if platform is None else platform
     requested = requested_backend()
-    if requested in ("flash", "xformers", "sdpa"):
-        choice = AttentionBackend(requested)
-        problem = why_not_dense(choice, inp, platform)
-        if problem:
-            raise ValueError(f"{ENV_VAR}={requested} cannot run cross-attention on {inp}: {problem}")
-        _announce("cross-attention", choice, inp, f"chosen by {ENV_VAR}")
-        return choice
-    return _first_that_runs("cross-attention", _DENSE_ORDER, why_not_dense, inp, platform)
+    if requested == "auto" or AttentionBackend(requested) not in explicit:
+        return _first_that_runs(what, auto_order, check, inp, platform)
+    choice = AttentionBackend(requested)
+    problem = check(choice, inp, platform)
+    if problem:
+        raise ValueError(f"{ENV_VAR}={requested} cannot run {what} on {inp}: {problem}")
+    _announce(what, choice, inp, f"chosen by {ENV_VAR}")
+    return choice
 
 
 def _first_that_runs(what: str, order, check: Callable, inp: AttentionInput, platform: Platform) -> AttentionBackend:
