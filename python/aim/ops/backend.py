@@ -150,6 +150,8 @@ def resolve_dense_backend(
                     requires_grad, platform)
 
 
+# Under torch.compile the choice is made once, while tracing, and stays in the compiled graph.
+@torch.compiler.assume_constant_result
 def _resolve(what: str, check: Callable, auto_order, explicit, device, dtype, head_dim, requires_grad,
              platform: Platform | None) -> AttentionBackend:
     inp = AttentionInput(torch.device(device).type, dtype, int(head_dim), bool(requires_grad))
