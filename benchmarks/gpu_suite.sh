@@ -11,7 +11,10 @@
 # longer fit are skipped and named in the summary. Logs go to a scratch folder and, at the end, into
 # one archive under $OUT (the device tool returns at most 8 files); a short summary is printed last.
 # AIM_GPU_STAGES picks stages after the build (default: all of value-maps attention attention-bwd
-# attention-bench attention-bwd-bench train model ncu ncu-bwd).
+# attention-bench attention-bwd-bench train model ncu ncu-bwd). The stage `backends` (not in the default)
+# installs FlashAttention-4 and xformers from wheels carried in .whl/ (benchmarks/install_carried_wheels.sh;
+# how to carry them in two calls: benchmarks/fetch_gpu_wheels.sh), then tests and benchmarks every
+# attention backend.
 # Usage: AIM_GPU_BUDGET_S=400 [AIM_GPU_STAGES="value-maps train"] bash benchmarks/gpu_suite.sh [attention.py args]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -137,6 +140,31 @@ run "model benchmark (aim-1b)" 120 bench-model-1b.md $PY "$REPO/benchmarks/model
   --no-record
 run "model benchmark (wan22-5b)" 120 bench-model-5b.md $PY "$REPO/benchmarks/model.py" --device cuda \
   --presets wan22-5b --backends native --no-record
+fi
+
+if want backends; then
+stage "attention backends: carried wheels, tests of every backend, benchmarks per backend"
+if [ -d "$REPO/.whl" ]; then
+  if site=$(bash "$REPO/benchmarks/install_carried_wheels.sh" /tmp/site 2>"$LOGS/wheels.log"); then
+    export PYTHONPATH=$site
+    record "carried wheels" "ok: $(grep -E '^(installed|unpacked)' "$LOGS/wheels.log" | paste -sd';')"
+  else
+    record "carried wheels" "FAILED: $(tail -1 "$LOGS/wheels.log")"
+  fi
+fi
+run "backend probe" 120 backends-probe.log \
+  $PY -c "import torch; from aim.ops.backend import describe; print(describe(torch.device('cuda')))"
+grep -E "flash|xformers" "$LOGS/backends-probe.log" | head -12
+run "backend tests" 330 tests-backends.log \
+  $PY -m pytest "$REPO/tests/ops/test_backends_gpu.py" -q -rs -p no:cacheprovider
+tail -5 "$LOGS/tests-backends.log"
+run "attention benchmark (every backend)" 150 bench-attention-backends.md \
+  $PY "$REPO/benchmarks/attention.py" --device cuda --no-record --tokens 4096 16384
+run "model benchmark (aim-1b, every backend)" 240 bench-model-backends.md \
+  $PY "$REPO/benchmarks/model.py" --device cuda --presets aim-1b --repeats 3 --inference-repeats 2 --no-record
+for table in bench-attention-backends.md bench-model-backends.md; do
+  if [ -s "$LOGS/$table" ]; then echo "--- $table"; grep -E '^\||^###|skipped' "$LOGS/$table" | head -40; fi
+done
 fi
 
 if want ncu; then

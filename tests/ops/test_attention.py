@@ -199,19 +199,20 @@ def test_bad_input_is_named(make, message):
         make(q, k, v, layout)
 
 
-def test_unsupported_head_dim_on_cpu_is_named():
+@pytest.mark.parametrize("device,dtype,head_dim", [("cpu", torch.float32, 300), ("cuda", torch.bfloat16, 96)])
+def test_head_dim_the_native_kernel_lacks(monkeypatch, device, dtype, head_dim):
+    """Asked for, the native kernel is a named error; auto runs another backend instead."""
+    if device not in DEVICES:
+        pytest.skip("needs a CUDA device")
     layout = random_layout(100, 0.5)
-    q, k, v = qkv(layout, "cpu", torch.float32, head_dim=300)
-    with pytest.raises(ValueError, match="head_dim 300"):
+    q, k, v = qkv(layout, device, dtype, head_dim=head_dim, requires_grad=True)
+    monkeypatch.setenv("AIM_ATTENTION_BACKEND", "native")
+    with pytest.raises(ValueError, match=f"head_dim {head_dim}"):
         attention(q, k, v, layout)
-
-
-@pytest.mark.skipif("cuda" not in DEVICES, reason="needs a CUDA device")
-def test_cuda_rejects_head_dim_it_was_not_built_for():
-    layout = random_layout(100, 0.5)
-    q, k, v = qkv(layout, "cuda", torch.bfloat16, head_dim=96)
-    with pytest.raises(ValueError, match="head_dim 96"):
-        attention(q, k, v, layout)
+    monkeypatch.setenv("AIM_ATTENTION_BACKEND", "auto")
+    out = attention(q, k, v, layout)
+    ref, _ = attention_reference(q, k, v, layout.to_dense())
+    assert rel_err(out, ref) < TOLERANCE[dtype]
 
 
 def test_dtype_codes_match_the_shared_header():

@@ -1,7 +1,8 @@
 """Native ops of ``aim`` and their plain PyTorch twins."""
 
 from aim.ops.attention import attention
-from aim.ops.backend import AttentionBackend, resolve_attention_backend
+from aim.ops.backend import AttentionBackend, Platform, resolve_attention_backend, resolve_dense_backend
+from aim.ops.dense_attention import dense_attention
 from aim.ops.layout import BLOCK, AttentionLayout
 from aim.ops.token_groups import (
     ACTIONS_SEE_VIDEO,
@@ -27,6 +28,7 @@ __all__ = [
     "TEACHER_FORCING",
     "AttentionBackend",
     "AttentionLayout",
+    "Platform",
     "GroupRule",
     "Relation",
     "TokenGroup",
@@ -34,9 +36,11 @@ __all__ = [
     "TokenSequence",
     "attention",
     "causal",
+    "dense_attention",
     "full",
     "render_value_maps",
     "resolve_attention_backend",
+    "resolve_dense_backend",
     "rule_by_name",
     "sample_value_maps",
 ]

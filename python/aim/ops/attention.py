@@ -1,9 +1,11 @@
 """``aim.ops.attention``: block-sparse masked self-attention over a compiled layout.
 
-The op runs the native kernels (C++ on CPU, CUDA on GPU) through two ``torch.library`` custom
-ops, ``aim::block_sparse_attention_fwd`` and ``aim::block_sparse_attention_bwd``, tied together
-by ``register_autograd`` so gradients and ``torch.compile`` work. Inputs are checked here, in
-Python, so bad input raises a clear exception before any native code runs.
+One entry point for every backend (:mod:`aim.ops.backend` picks one per input: aim's native
+kernels, FlashAttention-4, FlexAttention, xformers or SDPA with the dense mask). The native
+kernels (C++ on CPU, CUDA on GPU) run through two ``torch.library`` custom ops,
+``aim::block_sparse_attention_fwd`` and ``aim::block_sparse_attention_bwd``, tied together by
+``register_autograd`` so gradients and ``torch.compile`` work. Inputs are checked here, in
+Python, so bad input raises a clear exception before any kernel runs.
 """
 
 from __future__ import annotations
@@ -12,13 +14,14 @@ import torch
 
 from aim.ops._native import DTYPE_CODES, bhnd, device_guard, layout_args, require_native, stream_handle
 from aim.ops.backend import AttentionBackend, resolve_attention_backend
+from aim.ops.flash_backend import flash_sparse_attention
+from aim.ops.flex_backend import flex_sparse_attention
 from aim.ops.layout import AttentionLayout
 from aim.ops.reference import default_scale, dense_mask, sdpa_attention
-
-# Head dims the native kernels take: the CUDA kernels are instantiated for 64 and 128 only.
-_HEAD_DIMS = {"cpu": range(1, 257), "cuda": (64, 128)}
+from aim.ops.xformers_backend import xformers_sparse_attention
 
 Tensor = torch.Tensor
+_DEVICES = ("cpu", "cuda")
 
 
 def attention(q: Tensor, k: Tensor, v: Tensor, layout: AttentionLayout, scale: float | None = None) -> Tensor:
@@ -30,19 +33,36 @@ def attention(q: Tensor, k: Tensor, v: Tensor, layout: AttentionLayout, scale: f
     """
     _check_inputs(q, k, v, layout)
     scale = default_scale(q.shape[-1]) if scale is None else float(scale)
-    if resolve_attention_backend(q.device, q.dtype) is AttentionBackend.SDPA:
-        return sdpa_attention(q, k, v, dense_mask(layout, q.device), scale)
-    if q.shape[-1] not in _HEAD_DIMS[q.device.type]:
-        raise ValueError(
-            f"aim.ops.attention: head_dim {q.shape[-1]} is not supported by the native {q.device.type} "
-            f"kernel (supported: {_describe(_HEAD_DIMS[q.device.type])})"
-        )
-    out, _ = torch.ops.aim.block_sparse_attention_fwd(q, k, v, *layout.to(q.device).tensors(), scale)
+    requires_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v))
+    backend = resolve_attention_backend(q.device, q.dtype, q.shape[-1], requires_grad)
+    return _RUN[backend](q, k, v, layout.to(q.device), scale)
+
+
+def attention_with(backend: AttentionBackend, q: Tensor, k: Tensor, v: Tensor, layout: AttentionLayout,
+                   scale: float | None = None) -> Tensor:
+    """:func:`attention` run by ``backend`` without asking the resolver (benchmarks compare them
+    side by side); the caller makes sure ``backend`` can run the input."""
+    _check_inputs(q, k, v, layout)
+    scale = default_scale(q.shape[-1]) if scale is None else float(scale)
+    return _RUN[AttentionBackend(backend)](q, k, v, layout.to(q.device), scale)
+
+
+def _native_attention(q: Tensor, k: Tensor, v: Tensor, layout: AttentionLayout, scale: float) -> Tensor:
+    out, _ = torch.ops.aim.block_sparse_attention_fwd(q, k, v, *layout.tensors(), scale)
     return out
 
 
-def _describe(head_dims) -> str:
-    return f"{head_dims.start}..{head_dims.stop - 1}" if isinstance(head_dims, range) else str(list(head_dims))
+def _sdpa_attention(q: Tensor, k: Tensor, v: Tensor, layout: AttentionLayout, scale: float) -> Tensor:
+    return sdpa_attention(q, k, v, dense_mask(layout, q.device), scale)
+
+
+_RUN = {
+    AttentionBackend.NATIVE: _native_attention,
+    AttentionBackend.FLASH: flash_sparse_attention,
+    AttentionBackend.FLEX: flex_sparse_attention,
+    AttentionBackend.XFORMERS: xformers_sparse_attention,
+    AttentionBackend.SDPA: _sdpa_attention,
+}
 
 
 def _check_inputs(q: Tensor, k: Tensor, v: Tensor, layout: AttentionLayout) -> None:
@@ -64,7 +84,7 @@ def _check_inputs(q: Tensor, k: Tensor, v: Tensor, layout: AttentionLayout) -> N
         raise ValueError(f"aim.ops.attention: q, k, v dtypes differ: {q.dtype}, {k.dtype}, {v.dtype}")
     if not (q.device == k.device == v.device):
         raise ValueError(f"aim.ops.attention: q, k, v are on different devices: {q.device}, {k.device}, {v.device}")
-    if q.device.type not in _HEAD_DIMS:
+    if q.device.type not in _DEVICES:
         raise ValueError(f"aim.ops.attention: unsupported device {q.device}")
     if not isinstance(layout, AttentionLayout):
         raise TypeError(f"aim.ops.attention: layout must be an AttentionLayout, got {type(layout).__name__}")

@@ -26,6 +26,7 @@ from aim.errors import ConfigError
 from aim.model.flow_matching import FlowMatchingConfig
 from aim.runtime.checkpoint import CheckpointConfig
 from aim.runtime.optim import OptimConfig, ScheduleConfig
+from aim.ops.backend import CHOICES as ATTENTION_CHOICES
 
 PRESET_DIR = Path(__file__).with_name("presets")
 
@@ -109,14 +110,15 @@ class LoopConfig:
     seed: int = 0
     device: str = "auto"  # "auto": cuda when available (one GPU per process), else cpu
     precision: str = "auto"  # "auto": bf16 autocast on cuda, fp32 on cpu
-    attention_backend: str = "auto"  # native or sdpa; "auto" leaves the choice to aim.ops (AIM_ATTENTION_BACKEND)
+    # native, flash, flex, xformers or sdpa (aim.ops.backend); "auto" leaves the choice to aim.ops (AIM_ATTENTION_BACKEND)
+    attention_backend: str = "auto"
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "micro_batch_size"):
             at_least(f"train.{name}", getattr(self, name), 1)
         choice("train.device", self.device, ("auto", "cpu", "cuda"))
         choice("train.precision", self.precision, ("auto", "fp32", "bf16"))
-        choice("train.attention_backend", self.attention_backend, ("auto", "native", "sdpa"))
+        choice("train.attention_backend", self.attention_backend, ATTENTION_CHOICES)
         if self.batch_size % self.micro_batch_size:
             raise ConfigError(f"train.batch_size {self.batch_size} is not a multiple of train.micro_batch_size "
                               f"{self.micro_batch_size}")
