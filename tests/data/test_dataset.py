@@ -11,11 +11,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from aim.data import ClipDataset, DatasetFormatError, DatasetReader, DatasetWriter, VideoCodec
+from aim.data import (
+    ClipDataset,
+    DatasetFormatError,
+    DatasetReader,
+    DatasetWriter,
+    VideoCodec,
+)
 from aim.data import lerobot_format as fmt
 from aim.data.stats import QUANTILES, SKETCH_SIZE, episode_stats, merge_stats
 from aim.data.video import encode_video, frame_count
-
 from tests.data.helpers import CAMERAS, synthetic_episode
 
 FPS = 10

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from aim.errors import UsageError
 from aim.model import AIMTransformer, preset
 from aim.model.text_encoders import TaskEmbedding
 from aim.model.video_tokenizers import PixelPatchTokenizer
@@ -121,6 +122,10 @@ class PointSuite:
     def make(self, task: str, cameras: Sequence[str], image_size: tuple[int, int]) -> PointEnv:
         return PointEnv(cameras, image_size)
 
+    def check_task(self, task: str) -> None:
+        if task not in TASKS:
+            raise UsageError(f"PointSuite: unknown task {task!r}; known: {TASKS}")
+
     def instruction(self, task: str) -> str:
         return task
 
@@ -129,3 +134,34 @@ class PointSuite:
 
     def ee_targets(self, env: PointEnv, actions: np.ndarray) -> np.ndarray:
         return env.position + PointEnv.STEP * np.cumsum(np.clip(actions[:, :3], -1.0, 1.0), axis=0)
+
+
+class DyingPointEnv(PointEnv):
+    """A PointEnv whose process is killed (SIGKILL: no cleanup, no exception) when an episode of
+    seed ``dies_at`` takes its first step: what the operating system's out-of-memory killer does."""
+
+    def __init__(self, cameras: Sequence[str], image_size: tuple[int, int], dies_at: int) -> None:
+        super().__init__(cameras, image_size)
+        self.dies_at = dies_at
+
+    def reset(self, seed: int) -> np.ndarray:
+        self.seed = seed
+        return super().reset(seed)
+
+    def step(self, action: np.ndarray) -> StepResult:
+        if self.seed == self.dies_at:
+            import os
+            import signal
+
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().step(action)
+
+
+@dataclass(frozen=True)
+class DyingPointSuite(PointSuite):
+    """PointSuite whose worker dies in the episode of seed ``dies_at``."""
+
+    dies_at: int = 0
+
+    def make(self, task: str, cameras: Sequence[str], image_size: tuple[int, int]) -> PointEnv:
+        return DyingPointEnv(cameras, image_size, self.dies_at)

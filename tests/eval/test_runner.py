@@ -1,20 +1,23 @@
 """The runner: held-out seeds, results independent of the number of workers, the results
 document, the table, and rollout videos."""
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
+from aim.errors import CheckpointError
 from aim.eval.results import SCHEMA, results_table, summarise, write_results
 from aim.eval.runner import EvalSettings, evaluate
 from aim.eval.seeds import EVAL_SEED_OFFSET, eval_seeds
-from aim.eval.workers import WorkerStartError
+from aim.eval.workers import WorkerDiedError, WorkerStartError
 from aim.model.sampler import SamplerConfig
 from aim.runtime.bundle import WEIGHTS_FILE
 
-from .helpers import TASKS, PointSuite, save_bundle, tiny_bundle
+from .helpers import TASKS, DyingPointSuite, PointSuite, save_bundle, tiny_bundle
 
 SETTINGS = EvalSettings(tasks=tuple(TASKS), episodes=3, sampler=SamplerConfig(video_steps=2, guidance_scale=2.0,
                         action_steps=2), max_steps=16, videos_per_task=1)
@@ -109,5 +112,18 @@ def test_a_worker_that_cannot_start_raises_instead_of_hanging(tmp_path):
     checkpoint = tmp_path / "checkpoint"
     save_bundle(tiny_bundle(), checkpoint)
     (checkpoint / WEIGHTS_FILE).write_bytes(b"not a safetensors file")
-    with pytest.raises(WorkerStartError, match="could not start"):
+    with pytest.raises(CheckpointError, match="model.safetensors: damaged"):  # aim's own error, as it is
         evaluate(checkpoint, SETTINGS, tmp_path / "eval", PointSuite(), workers=2, progress=False)
+    save_bundle(tiny_bundle(), checkpoint)
+    if not torch.cuda.is_available():  # a device the workers cannot use: someone else's error, named
+        on_cuda = dataclasses.replace(SETTINGS, device="cuda")
+        with pytest.raises(WorkerStartError, match="could not start"):
+            evaluate(checkpoint, on_cuda, tmp_path / "eval", PointSuite(), workers=2, progress=False)
+
+
+def test_a_worker_that_dies_names_the_episode_instead_of_hanging(tmp_path):
+    checkpoint = tmp_path / "checkpoint"
+    save_bundle(tiny_bundle(), checkpoint)
+    seed = eval_seeds(3)[1]
+    with pytest.raises(WorkerDiedError, match=rf"{TASKS[0]} episode 1 \(seed {seed}\)"):
+        evaluate(checkpoint, SETTINGS, tmp_path / "eval", DyingPointSuite(dies_at=seed), workers=2, progress=False)

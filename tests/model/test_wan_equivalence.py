@@ -7,7 +7,11 @@ import torch
 
 from aim.model import AIMTransformer, StreamGroup
 from aim.model.action_init import shrink
-from aim.model.wan_checkpoint import config_from_wan, from_wan_pretrained, load_wan_weights
+from aim.model.wan_checkpoint import (
+    config_from_wan,
+    from_wan_pretrained,
+    load_wan_weights,
+)
 from aim.ops import TokenKind
 
 diffusers = pytest.importorskip("diffusers")

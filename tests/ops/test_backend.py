@@ -7,9 +7,15 @@ import logging
 import pytest
 import torch
 
-from aim.ops import AttentionBackend, AttentionLayout, Platform, attention, resolve_attention_backend
+from aim.ops import (
+    AttentionBackend,
+    AttentionLayout,
+    Platform,
+    attention,
+    resolve_attention_backend,
+    resolve_dense_backend,
+)
 from aim.ops import backend as backend_module
-from aim.ops import resolve_dense_backend
 from aim.ops.backend import CHOICES, ENV_VAR, AttentionInput, detect_platform, why_not
 from aim.ops.reference import attention_reference
 

@@ -6,10 +6,22 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from aim.ops import AttentionLayout, TokenSequence, attention, causal, dense_attention, full
+from aim.ops import (
+    AttentionLayout,
+    TokenSequence,
+    attention,
+    causal,
+    dense_attention,
+    full,
+)
 from aim.ops.backend import ENV_VAR
 from aim.ops.reference import attention_reference
-from aim.ops.xformers_backend import PackedSegments, layout_bias, packed_segments, tensor_bias
+from aim.ops.xformers_backend import (
+    PackedSegments,
+    layout_bias,
+    packed_segments,
+    tensor_bias,
+)
 
 from .test_block_tables import LAYOUTS, cached_pass
 

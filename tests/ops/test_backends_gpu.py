@@ -8,8 +8,20 @@ import torch
 
 from aim.model.flow_matching import FlowMatchingConfig, training_loss
 from aim.model.sampler import Rollout, SamplerConfig
-from aim.ops import AttentionBackend, AttentionLayout, TokenSequence, attention, dense_attention
-from aim.ops.backend import ENV_VAR, AttentionInput, detect_platform, why_not, why_not_dense
+from aim.ops import (
+    AttentionBackend,
+    AttentionLayout,
+    TokenSequence,
+    attention,
+    dense_attention,
+)
+from aim.ops.backend import (
+    ENV_VAR,
+    AttentionInput,
+    detect_platform,
+    why_not,
+    why_not_dense,
+)
 from aim.ops.reference import attention_reference
 
 from ..model.helpers import STRUCTURE, random_clip, tiny_model

@@ -7,9 +7,24 @@ import math
 import pytest
 import torch
 
-from aim.ops import BLOCK, INTENT_CAUSAL, AttentionLayout, TokenGroup, TokenKind, TokenSequence, causal, full
+from aim.ops import (
+    BLOCK,
+    INTENT_CAUSAL,
+    AttentionLayout,
+    TokenGroup,
+    TokenKind,
+    TokenSequence,
+    causal,
+    full,
+)
 from aim.ops.block_tables import (
-    EMPTY, FULL, block_table, expand_block_lists, flash_block_lists, layout_mask_mod, mask_tables,
+    EMPTY,
+    FULL,
+    block_table,
+    expand_block_lists,
+    flash_block_lists,
+    layout_mask_mod,
+    mask_tables,
 )
 
 

@@ -5,8 +5,13 @@ import pytest
 import torch
 
 from aim.ops import INTENT_CAUSAL, AttentionLayout, TokenSequence
-from aim.ops.reference import attention_reference, dense_mask, flex_block_mask, group_mask_mod, sdpa_attention
-
+from aim.ops.reference import (
+    attention_reference,
+    dense_mask,
+    flex_block_mask,
+    group_mask_mod,
+    sdpa_attention,
+)
 
 SEQUENCE = TokenSequence.teacher_forcing_clip(3, 40, 8, 80, 80, 16, samples=2)
 

@@ -7,7 +7,6 @@ import pytest
 
 from aim.data import DatasetReader
 from aim.data import lerobot_format as fmt
-
 from aim.sim.collect import CollectSettings, collect
 
 pytest.importorskip("metaworld")

@@ -7,7 +7,6 @@ import pytest
 
 from aim.data.value_map_labels import points_per_frame, render_labels
 from aim.sim.contact_events import detect_events
-
 from aim.sim.metaworld_env import (
     ACTION_SPACES,
     GRIPPER_BODIES,

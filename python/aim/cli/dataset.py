@@ -21,7 +21,9 @@ def add_parsers(verbs) -> None:
     convert.add_argument("source")
     convert.add_argument("target")
     convert.add_argument("--fps", type=int, required=True, help="recording rate of the RoboTwin episodes")
-    convert.add_argument("--mode", choices=("create", "overwrite", "append"), default="create")
+    convert.add_argument("--mode", choices=("create", "overwrite", "append"), default="create",
+                         help="create a new dataset, overwrite one, or append: continue an interrupted conversion "
+                              "(episodes already converted are skipped)")
     convert.add_argument("--action-space", choices=("qpos", "ee"), default="qpos",
                          help="qpos: joints and grippers (joint_action/vector); ee: per arm x, y, z, qw, qx, qy, qz, "
                               "gripper from endpose (what take_action(..., action_type='ee') takes)")

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from aim.data.value_map_labels import R_WORLD, Event, points_per_frame, render_labels
+from aim.errors import UsageError
 
 FALLBACKS = ("reach", "empty")
 
@@ -51,12 +52,12 @@ class GripperEventSettings:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.close_below < self.open_above <= 1.0:
-            raise ValueError(f"GripperEventSettings: need 0 <= close_below < open_above <= 1 (gripper 0 closed, "
+            raise UsageError(f"GripperEventSettings: need 0 <= close_below < open_above <= 1 (gripper 0 closed, "
                              f"1 open), got close_below {self.close_below} and open_above {self.open_above}")
         if self.fallback not in FALLBACKS:
-            raise ValueError(f"GripperEventSettings.fallback must be one of {list(FALLBACKS)}, got {self.fallback!r}")
+            raise UsageError(f"GripperEventSettings.fallback must be one of {list(FALLBACKS)}, got {self.fallback!r}")
         if not (np.isfinite(self.tcp_offset) and self.min_reach >= 0 and self.r_world > 0):
-            raise ValueError("GripperEventSettings: tcp_offset must be finite, min_reach >= 0 and r_world > 0")
+            raise UsageError("GripperEventSettings: tcp_offset must be finite, min_reach >= 0 and r_world > 0")
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from aim.sim.collect import FPS
-from aim.sim.metaworld_env import MetaWorldEnv, action_space_of, instruction
+from aim.sim.metaworld_env import MetaWorldEnv, action_space_of, check_task, instruction
 
 _ENVIRONMENTS: dict[tuple, MetaWorldEnv] = {}
 
@@ -40,6 +40,9 @@ class MetaWorldSuite:
             _ENVIRONMENTS[key] = MetaWorldEnv(task, tuple(cameras), *image_size, action_space=self.action_space,
                                               multisample=self.multisample)
         return _ENVIRONMENTS[key]
+
+    def check_task(self, task: str) -> None:
+        check_task(task)
 
     def instruction(self, task: str) -> str:
         return instruction(task)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from aim.errors import UsageError
 from aim.eval.episode import EpisodeResult, run_episode
 from aim.eval.policy import AIMPolicy
 from aim.eval.seeds import eval_seeds
@@ -39,12 +40,12 @@ class EvalSettings:
 
     def __post_init__(self) -> None:
         if not self.tasks:
-            raise ValueError("EvalSettings: no tasks given")
+            raise UsageError("EvalSettings: no tasks given")
         if self.episodes < 1 or self.videos_per_task < 0 or (self.max_steps is not None and self.max_steps < 1):
-            raise ValueError(f"EvalSettings: need episodes >= 1, videos_per_task >= 0, max_steps >= 1; got "
+            raise UsageError(f"EvalSettings: need episodes >= 1, videos_per_task >= 0, max_steps >= 1; got "
                              f"{self.episodes}, {self.videos_per_task}, {self.max_steps}")
         if self.video_format not in VIDEO_FORMATS:
-            raise ValueError(f"EvalSettings.video_format must be one of {VIDEO_FORMATS}, got {self.video_format!r}")
+            raise UsageError(f"EvalSettings.video_format must be one of {VIDEO_FORMATS}, got {self.video_format!r}")
 
 
 def evaluate(bundle, settings: EvalSettings, out_dir: str | Path, suite: Suite | None = None, workers: int = 1,
@@ -56,7 +57,7 @@ def evaluate(bundle, settings: EvalSettings, out_dir: str | Path, suite: Suite |
     Videos go to ``out_dir/videos``.
     """
     if workers < 1:
-        raise ValueError(f"evaluate: workers must be >= 1, got {workers}")
+        raise UsageError(f"evaluate: workers must be >= 1, got {workers}")
     if isinstance(bundle, (str, Path)):
         from aim.runtime.bundle import bundle_checkpoint
 
@@ -65,13 +66,15 @@ def evaluate(bundle, settings: EvalSettings, out_dir: str | Path, suite: Suite |
         from aim.eval.metaworld_suite import suite_for_run
 
         suite = suite_for_run(bundle)
+    for task in settings.tasks:
+        suite.check_task(task)
     seeds = eval_seeds(settings.episodes)
     jobs = [(task, index, seed) for task in settings.tasks for index, seed in enumerate(seeds)]
     context = (bundle, settings, suite, Path(out_dir))
     if workers == 1:
         _start_worker(*context, threads=None)
         return list(_progress(map(_run_job, jobs), len(jobs), progress))
-    with WorkerPool(workers, _start_worker, context) as pool:
+    with WorkerPool(workers, _start_worker, context, describe=_describe_job) as pool:
         # imap keeps the job order, so results line up with jobs whatever the scheduling.
         return list(_progress(pool.imap(_run_job, jobs), len(jobs), progress))
 
@@ -103,6 +106,11 @@ def _run_job(job: tuple[str, int, int]) -> EpisodeResult:
     if index < settings.videos_per_task:
         video = _WORKER["out_dir"] / "videos" / f"{task}_seed{seed}.{settings.video_format}"
     return run_episode(_WORKER["policy"], _WORKER["suite"], task, seed, settings.max_steps, video)
+
+
+def _describe_job(job: tuple[str, int, int]) -> str:
+    task, index, seed = job
+    return f"{task} episode {index} (seed {seed})"
 
 
 def _progress(results, total: int, enabled: bool):

@@ -22,6 +22,9 @@ class Suite(Protocol):
     def make(self, task: str, cameras: Sequence[str], image_size: tuple[int, int]) -> Environment:
         """An environment for ``task`` rendering ``cameras`` at ``image_size`` (H, W)."""
 
+    def check_task(self, task: str) -> None:
+        """Refuses, with an :class:`aim.errors.UsageError` naming it, a task the suite does not have."""
+
     def instruction(self, task: str) -> str:
         """The instruction the model was trained with for ``task``."""
 

@@ -21,7 +21,6 @@ import math
 from dataclasses import dataclass
 
 
-
 @dataclass(frozen=True)
 class AIMConfig:
     """Widths, depths and channel counts of :class:`~aim.model.transformer.AIMTransformer`.

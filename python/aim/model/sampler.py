@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
+from aim.errors import UsageError
 from aim.model.clip import (
     ClipStructure,
     executed_action_group,
@@ -41,7 +42,7 @@ class SamplerConfig:
 
     def __post_init__(self) -> None:
         if self.video_steps < 1 or self.action_steps < 1:
-            raise ValueError(f"SamplerConfig: step counts must be >= 1, got {self.video_steps}, {self.action_steps}")
+            raise UsageError(f"SamplerConfig: step counts must be >= 1, got {self.video_steps}, {self.action_steps}")
 
 
 def sigma_schedule(steps: int, shift: float) -> Tensor:

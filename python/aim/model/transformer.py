@@ -19,12 +19,24 @@ from torch.utils.checkpoint import checkpoint
 
 from aim.model.block import BranchLayer, MoTBlock
 from aim.model.config import AIMConfig
-from aim.model.embeddings import ActionEmbedding, PatchEmbedding, TextProjection, TimeEmbedding
+from aim.model.embeddings import (
+    ActionEmbedding,
+    PatchEmbedding,
+    TextProjection,
+    TimeEmbedding,
+)
 from aim.model.groups import StreamGroup
 from aim.model.heads import OutputHead, unpatchify
 from aim.model.kv_cache import CachedAttention, KVCache
 from aim.model.rope import RotaryEmbedding, grid_positions, time_positions
-from aim.ops import AttentionLayout, GroupRule, TokenGroup, TokenSequence, attention, rule_by_name
+from aim.ops import (
+    AttentionLayout,
+    GroupRule,
+    TokenGroup,
+    TokenSequence,
+    attention,
+    rule_by_name,
+)
 
 Tensor = torch.Tensor
 AttentionFn = Callable[[Tensor, Tensor, Tensor, AttentionLayout], Tensor]

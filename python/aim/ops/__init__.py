@@ -1,7 +1,12 @@
 """Native ops of ``aim`` and their plain PyTorch twins."""
 
 from aim.ops.attention import attention
-from aim.ops.backend import AttentionBackend, Platform, resolve_attention_backend, resolve_dense_backend
+from aim.ops.backend import (
+    AttentionBackend,
+    Platform,
+    resolve_attention_backend,
+    resolve_dense_backend,
+)
 from aim.ops.dense_attention import dense_attention
 from aim.ops.layout import BLOCK, AttentionLayout
 from aim.ops.token_groups import (

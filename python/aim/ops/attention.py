@@ -12,7 +12,14 @@ from __future__ import annotations
 
 import torch
 
-from aim.ops._native import DTYPE_CODES, bhnd, device_guard, layout_args, require_native, stream_handle
+from aim.ops._native import (
+    DTYPE_CODES,
+    bhnd,
+    device_guard,
+    layout_args,
+    require_native,
+    stream_handle,
+)
 from aim.ops.backend import AttentionBackend, resolve_attention_backend
 from aim.ops.flash_backend import flash_sparse_attention
 from aim.ops.flex_backend import flex_sparse_attention

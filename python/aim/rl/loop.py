@@ -67,12 +67,13 @@ def reinforce(config: RLConfig, run_dir: str | Path, resume: bool = False, suite
         raise ConfigError("rollout.tasks is required: the tasks to roll out, e.g. rollout.tasks=[handle-press-v3]")
     device = torch.device(config.train.device)
     info = Distributed(rank=0, world_size=1, local_rank=0, device=device)
-    resume_from = prepare_run_dir(run_dir, resume, info)
-    save_rl_config(config, run_dir / CONFIG_FILE)
+    # A start the run cannot use is refused here, before the run directory is touched.
     bundle = load_bundle(config.start, device)
     if bundle.model.config.value_stream is False and config.reward.dense_weight > 0:
         raise ConfigError(f"reward.dense_weight is {config.reward.dense_weight}, but the Stage I model at "
                           f"{config.start} has no value stream to read the dense reward from; set it to 0")
+    resume_from = prepare_run_dir(run_dir, resume, info)
+    save_rl_config(config, run_dir / CONFIG_FILE)
     reference = copy.deepcopy(bundle.model).requires_grad_(False) if config.grpo.kl_weight > 0 else None
     trainable = freeze_all_but_action_stream(bundle.model)
     modules = nn.ModuleDict(trained_modules(bundle))  # the keys load_bundle reads back

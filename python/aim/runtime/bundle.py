@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from aim.data.canvas import CanvasLayout, ViewSlot
+from aim.errors import CheckpointError, NotFoundError
 from aim.model import AIMConfig, AIMTransformer, ClipStructure
 from aim.model.text_encoders import (
     CachedTextEncoder,
@@ -31,7 +32,6 @@ from aim.model.video_tokenizers import (
     VideoTokenizer,
     WanVAETokenizer,
 )
-from aim.errors import NotFoundError
 from aim.runtime.checkpoint import BUNDLE_FILE, WEIGHTS_FILE, latest_checkpoint
 
 
@@ -118,15 +118,18 @@ def bundle_checkpoint(path: str | Path) -> Path:
 
 def read_bundle_metadata(path: str | Path) -> dict:
     """``bundle.json`` of a checkpoint or of a run's latest checkpoint (no weights are read)."""
-    return json.loads((bundle_checkpoint(path) / BUNDLE_FILE).read_text())
+    file = bundle_checkpoint(path) / BUNDLE_FILE
+    try:
+        meta = json.loads(file.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{file}: unreadable ({err}); the checkpoint is damaged: use an earlier one "
+                              "(checkpoints/step-*) or retrain") from err
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{file}: expected a JSON object, got {type(meta).__name__}")
+    return meta
 
 
-def load_bundle(path: str | Path, device: str | torch.device = "cpu") -> ModelBundle:
-    """From a run directory (its latest checkpoint) or a checkpoint directory."""
-    from safetensors.torch import load_file
-
-    path = bundle_checkpoint(path)
-    meta = json.loads((path / BUNDLE_FILE).read_text())
+def _bundle_from_metadata(meta: dict) -> ModelBundle:
     model_config = meta["model_config"]
     model = AIMTransformer(AIMConfig(**{**model_config, "patch_size": tuple(model_config["patch_size"])}))
     tokenizer = make_tokenizer(meta["tokenizer"])
@@ -136,15 +139,43 @@ def load_bundle(path: str | Path, device: str | torch.device = "cpu") -> ModelBu
     layout = CanvasLayout(meta["layout"]["height"], meta["layout"]["width"],
                           tuple(ViewSlot(**s) for s in meta["layout"]["slots"]))
     as_tensor = lambda v: None if v is None else torch.tensor(v, dtype=torch.float32)
-    bundle = ModelBundle(model, tokenizer, text_encoder, ClipStructure(**meta["structure"]), layout,
-                         meta["frame_stride"], as_tensor(meta["action_mean"]), as_tensor(meta["action_std"]),
-                         tuple(meta["image_size"]), list(meta["cameras"]), meta["train_config"], meta.get("action_names"),
-                         meta.get("render", {}), meta.get("action_space", {}))
-    weights = load_file(str(path / WEIGHTS_FILE))
+    return ModelBundle(model, tokenizer, text_encoder, ClipStructure(**meta["structure"]), layout,
+                       meta["frame_stride"], as_tensor(meta["action_mean"]), as_tensor(meta["action_std"]),
+                       tuple(meta["image_size"]), list(meta["cameras"]), meta["train_config"], meta.get("action_names"),
+                       meta.get("render", {}), meta.get("action_space", {}))
+
+
+def _read_weights(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise NotFoundError(f"{path}: missing; the checkpoint is incomplete: use an earlier one or retrain")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as err:
+        raise CheckpointError(f"{path}: damaged ({err}); use an earlier checkpoint (checkpoints/step-*) or retrain") from err
+
+
+def load_bundle(path: str | Path, device: str | torch.device = "cpu") -> ModelBundle:
+    """From a run directory (its latest checkpoint) or a checkpoint directory."""
+    path = bundle_checkpoint(path)
+    meta = read_bundle_metadata(path)
+    try:
+        bundle = _bundle_from_metadata(meta)
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"{path / BUNDLE_FILE}: not a bundle this version of aim reads "
+                              f"({type(err).__name__}: {err})") from err
+    weights = _read_weights(path / WEIGHTS_FILE)
     for prefix, module in trained_modules(bundle).items():
         state = {k[len(prefix) + 1:]: v for k, v in weights.items() if k.startswith(prefix + ".")}
-        module.load_state_dict(state, strict=True)
+        try:
+            module.load_state_dict(state, strict=True)
+        except RuntimeError as err:
+            first = str(err).strip().splitlines()[0]
+            raise CheckpointError(f"{path / WEIGHTS_FILE}: the {prefix} weights do not fit its bundle.json "
+                                  f"({first})") from err
     for module in trained_modules(bundle).values():
         module.to(device).eval()
-    tokenizer.to(device)
+    bundle.tokenizer.to(device)
     return bundle

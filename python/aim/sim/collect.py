@@ -25,6 +25,7 @@ from aim.data.episode import Episode
 from aim.data.reader import DatasetReader
 from aim.data.value_map_labels import Event, points_per_frame, render_labels
 from aim.data.writer import DatasetWriter
+from aim.errors import UsageError
 from aim.sim.contact_events import detect_events
 from aim.sim.environment import Contact
 from aim.sim.metaworld_env import (
@@ -33,6 +34,7 @@ from aim.sim.metaworld_env import (
     GRIPPER_BODIES,
     MetaWorldEnv,
     check_multisample,
+    check_task,
     instruction,
 )
 
@@ -60,11 +62,15 @@ class CollectSettings:
     multisample: int | None = None
 
     def __post_init__(self) -> None:
+        if self.height < 1 or self.width < 1:
+            raise UsageError(f"CollectSettings: image size must be >= 1 pixel, got {self.height}x{self.width}")
         if self.frame_every < 1:
-            raise ValueError(f"CollectSettings.frame_every must be >= 1, got {self.frame_every}")
+            raise UsageError(f"CollectSettings.frame_every must be >= 1, got {self.frame_every}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise UsageError(f"CollectSettings.max_steps must be >= 1 (or None: the task's own), got {self.max_steps}")
         check_multisample(self.multisample, "CollectSettings")
         if self.action_space not in ACTION_SPACES:
-            raise ValueError(f"CollectSettings.action_space must be one of {sorted(ACTION_SPACES)}, "
+            raise UsageError(f"CollectSettings.action_space must be one of {sorted(ACTION_SPACES)}, "
                              f"got {self.action_space!r}")
 
 
@@ -79,7 +85,9 @@ class CollectReport:
 
 def collect(root: str | Path, tasks: list[str], seeds: list[int], settings: CollectSettings = CollectSettings(),
             workers: int = 1, progress: bool = True) -> CollectReport:
-    """Roll out every (task, seed) not yet in the dataset at ``root`` and append the successes."""
+    """Roll out every (task, seed) not yet in the dataset at ``root`` and append the successes.
+    The arguments are checked (tasks, cameras, seeds, workers) before anything is written."""
+    check_collection(tasks, seeds, settings, workers)
     root = Path(root)
     done = set()
     if (root / fmt.INFO_PATH).is_file():
@@ -102,6 +110,20 @@ def collect(root: str | Path, tasks: list[str], seeds: list[int], settings: Coll
                 writer.add_episode(episode)
                 written += 1
     return CollectReport(written, failed, len(tasks) * len(seeds) - len(jobs))
+
+
+def check_collection(tasks: list[str], seeds: list[int], settings: CollectSettings, workers: int) -> None:
+    """Refuses, by name, a task, camera, seed or worker count a collection cannot run with."""
+    if workers < 1:
+        raise UsageError(f"collect: workers must be >= 1, got {workers}")
+    if not tasks or not seeds:
+        raise UsageError("collect: give at least one task and one seed")
+    negative = [s for s in seeds if s < 0]
+    if negative:
+        raise UsageError(f"collect: seeds must be >= 0 (Meta-World draws object positions from them), got {negative}")
+    for task in tasks:
+        check_task(task)
+    _environment(tasks[0], settings)  # builds the views: an unknown camera is named here
 
 
 def rollout(task: str, seed: int, settings: CollectSettings) -> Episode | None:

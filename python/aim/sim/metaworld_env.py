@@ -44,10 +44,25 @@ GRIPPER_BODIES = ("hand", "rightclaw", "leftclaw", "rightpad", "leftpad")
 ACTION_SPACES = {"target": ("x", "y", "z", "gripper"), "delta": ("dx", "dy", "dz", "gripper")}
 
 
+def check_task(task: str) -> None:
+    """Refuses a name that is not one of Meta-World's tasks (imports Meta-World, hence MuJoCo:
+    the renderer must be chosen first, see the module docstring)."""
+    if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
+        raise UsageError("Meta-World: MuJoCo has no display to render on; choose its offscreen renderer before "
+                         "anything imports mujoco: MUJOCO_GL=egl, or aim.process_settings.use_offscreen_rendering() "
+                         "at the top of your script")
+    from metaworld.env_dict import (
+        ALL_V3_ENVIRONMENTS,  # also registers the environments with gymnasium
+    )
+
+    if task not in ALL_V3_ENVIRONMENTS:
+        raise UsageError(f"unknown Meta-World task {task!r}; its tasks are {', '.join(sorted(ALL_V3_ENVIRONMENTS))}")
+
+
 def check_multisample(multisample: int | None, owner: str) -> None:
     """Anti-aliasing samples per pixel must be None (the simulator model's own) or 0..16."""
     if multisample is not None and not 0 <= multisample <= 16:
-        raise ValueError(f"{owner}: multisample must be None or 0..16 samples per pixel, got {multisample}")
+        raise UsageError(f"{owner}: multisample must be None or 0..16 samples per pixel, got {multisample}")
 
 
 def action_space_of(names) -> str:
@@ -81,15 +96,11 @@ class MetaWorldEnv(Environment):
         than half the time on a CPU, with jagged edges); datasets record it (``aim.render``) and
         evaluation renders as the model's training data was rendered."""
         if action_space not in ACTION_SPACES:
-            raise ValueError(f"MetaWorldEnv: action_space must be one of {sorted(ACTION_SPACES)}, got {action_space!r}")
+            raise UsageError(f"MetaWorldEnv: action_space must be one of {sorted(ACTION_SPACES)}, got {action_space!r}")
         check_multisample(multisample, "MetaWorldEnv")
-        if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
-            raise UsageError("MetaWorldEnv: MuJoCo has no display to render on; choose its offscreen renderer "
-                             "before anything imports mujoco: MUJOCO_GL=egl, or "
-                             "aim.process_settings.use_offscreen_rendering() at the top of your script")
+        check_task(task)
         self.action_space = action_space
         import gymnasium
-        import metaworld  # noqa: F401  (registers the Meta-World environments with gymnasium)
         import mujoco
 
         self._mujoco = mujoco
@@ -100,7 +111,7 @@ class MetaWorldEnv(Environment):
         names = [model.camera(i).name for i in range(model.ncam)]
         unknown = [c for c in cameras if c not in names]
         if unknown:
-            raise ValueError(f"MetaWorldEnv({task!r}): unknown cameras {unknown}; the model has {names}")
+            raise UsageError(f"MetaWorldEnv({task!r}): unknown cameras {unknown}; the model has {names}")
         self.cameras = tuple(cameras)
         self.height, self.width = height, width
         if multisample is not None:

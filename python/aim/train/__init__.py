@@ -13,8 +13,8 @@ Map (one job per module):
 * ``loop``         — :func:`train`
 """
 
-from aim.train.config import TrainConfig, load_config
 from aim.errors import NonFiniteLossError
+from aim.train.config import TrainConfig, load_config
 from aim.train.loop import TrainResult, train
 
 __all__ = ["NonFiniteLossError", "TrainConfig", "TrainResult", "load_config", "train"]

@@ -24,9 +24,9 @@ from aim.config import (
 )
 from aim.errors import ConfigError
 from aim.model.flow_matching import FlowMatchingConfig
+from aim.ops.backend import CHOICES as ATTENTION_CHOICES
 from aim.runtime.checkpoint import CheckpointConfig
 from aim.runtime.optim import OptimConfig, ScheduleConfig
-from aim.ops.backend import CHOICES as ATTENTION_CHOICES
 
 PRESET_DIR = Path(__file__).with_name("presets")
 

@@ -15,7 +15,7 @@ import torch
 from aim.data import lerobot_format as fmt
 from aim.data.canvas import CanvasLayout
 from aim.data.reader import DatasetReader
-from aim.errors import ConfigError
+from aim.errors import ConfigError, UsageError
 from aim.model import AIMConfig, AIMTransformer, from_wan_pretrained, preset
 from aim.model.video_tokenizers import VideoTokenizer
 from aim.runtime.bundle import ModelBundle, make_text_encoder, make_tokenizer
@@ -34,9 +34,12 @@ def build_bundle(config: TrainConfig, reader: DatasetReader) -> ModelBundle:
         raise ConfigError(f"{reader.root}: model.value_stream=true needs value maps, but {VALUE_MAPS_HINT}")
     sizes = {tuple(reader.info["features"][fmt.image_key(c)]["shape"][:2]) for c in cameras}
     if len(sizes) != 1:
-        raise ValueError(f"{reader.root}: cameras {cameras} have different image sizes {sorted(sizes)}")
+        raise ConfigError(f"{reader.root}: cameras {cameras} have different image sizes {sorted(sizes)}")
     (image_size,) = sizes
-    layout = canvas_layout(cameras, image_size, config.data.view_size)
+    try:
+        layout = canvas_layout(cameras, image_size, config.data.view_size)
+    except UsageError as err:
+        raise ConfigError(f"data.view_size / data.cameras: {err}") from err
     tokenizer = make_tokenizer(dataclasses.asdict(config.tokenizer))
     d = config.data
     structure = clip_structure(tokenizer, d.frame_stride, d.observation_frames, d.num_chunks, d.frames_per_chunk)
@@ -48,7 +51,7 @@ def build_bundle(config: TrainConfig, reader: DatasetReader) -> ModelBundle:
     else:
         model = AIMTransformer(preset(config.model.preset, latent_channels=tokenizer.latent_channels, **changes))
     if model.config.latent_channels != tokenizer.latent_channels:
-        raise ValueError(f"the model takes {model.config.latent_channels}-channel latents but the "
+        raise ConfigError(f"the model takes {model.config.latent_channels}-channel latents but the "
                          f"{config.tokenizer.kind} tokenizer gives {tokenizer.latent_channels}")
     _check_grid(layout, tokenizer, model.config)
     model.gradient_checkpointing = config.model.gradient_checkpointing
@@ -58,7 +61,7 @@ def build_bundle(config: TrainConfig, reader: DatasetReader) -> ModelBundle:
     if config.data.normalize_actions:
         stats = reader.stats.get(fmt.ACTION)
         if stats is None:
-            raise ValueError(f"data.normalize_actions needs {reader.root / fmt.STATS_PATH} with {fmt.ACTION!r} statistics")
+            raise ConfigError(f"data.normalize_actions needs {reader.root / fmt.STATS_PATH} with {fmt.ACTION!r} statistics")
         mean, std = torch.tensor(stats["mean"], dtype=torch.float32), torch.tensor(stats["std"], dtype=torch.float32)
     names = reader.info["features"][fmt.ACTION].get("names")
     return ModelBundle(model, tokenizer, text_encoder, structure, layout, d.frame_stride, mean, std,
@@ -70,5 +73,5 @@ def _check_grid(layout: CanvasLayout, tokenizer: VideoTokenizer, config: AIMConf
     s = tokenizer.spatial_compression
     _, p_h, p_w = config.patch_size
     if layout.height % (s * p_h) or layout.width % (s * p_w):
-        raise ValueError(f"the {layout.height}x{layout.width} canvas is not divisible by the tokenizer's {s}x{s} "
+        raise ConfigError(f"the {layout.height}x{layout.width} canvas is not divisible by the tokenizer's {s}x{s} "
                          f"compression times the model's {p_h}x{p_w} patch; choose another data.view_size")

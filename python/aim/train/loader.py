@@ -13,6 +13,7 @@ import torch
 
 from aim.data import ClipDataset
 from aim.data.reader import DatasetReader
+from aim.errors import ConfigError
 from aim.runtime.distributed import Distributed
 from aim.runtime.preprocessing import clip_pixel_frames
 from aim.train.config import TrainConfig
@@ -41,8 +42,10 @@ def clip_dataset(bundle, reader: DatasetReader, config: TrainConfig) -> torch.ut
     clips = ClipDataset(reader, frames, frame_stride=bundle.frame_stride, clip_step=config.data.clip_step,
                         layout=bundle.layout)
     if len(clips) == 0:
-        raise ValueError(f"{reader.root}: no episode is long enough for one clip of {frames * bundle.frame_stride} "
-                         f"steps ({frames} frames, frame stride {bundle.frame_stride})")
+        longest = max((reader.episode_length(e) for e in reader.valid_episodes), default=0)
+        raise ConfigError(f"{reader.root}: no episode is long enough for one clip of {frames * bundle.frame_stride} "
+                          f"steps ({frames} frames, frame stride {bundle.frame_stride}; the longest episode has "
+                          f"{longest} steps): lower data.num_chunks, data.frames_per_chunk or data.frame_stride")
     return CachedClips(clips) if config.data.cache_clips else clips
 
 

@@ -75,15 +75,17 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False) -> Tra
 
 
 def _train(config: TrainConfig, run_dir: Path, resume: bool, info: Distributed) -> TrainResult:
-    resume_from = prepare_run_dir(run_dir, resume, info)
     if config.train.attention_backend != "auto":
         os.environ[ATTENTION_ENV_VAR] = config.train.attention_backend
-    if info.is_main:
-        save_config(config, run_dir / CONFIG_FILE)
     t = config.train
+    # Settings the dataset cannot serve are refused here, before the run directory is touched.
     reader = DatasetReader(config.data.root, cache_videos=config.data.cache_clips)
     torch.manual_seed(t.seed)  # identical initial weights on every process (FSDP shards them as built)
     bundle = build_bundle(config, reader)
+    dataset = clip_dataset(bundle, reader, config)
+    resume_from = prepare_run_dir(run_dir, resume, info)
+    if info.is_main:
+        save_config(config, run_dir / CONFIG_FILE)
     objective = StageOneObjective(bundle.model, bundle.text_encoder, bundle.structure, config.loss).to(info.device)
     bundle.tokenizer.to(info.device)
     strategy = resolve_strategy(config.parallel.strategy, info)
@@ -95,7 +97,6 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, info: Distributed) 
         start_step = load_checkpoint(resume_from, objective, optimizer, scheduler, info)["step"]
         if start_step >= t.steps:
             raise ConfigError(f"{resume_from} is at step {start_step}; raise train.steps (now {t.steps}) to go on")
-    dataset = clip_dataset(bundle, reader, config)
     loader, order = training_loader(dataset, config, start_step, info)
     autocast = _autocast(info.device, t.precision)
     meta = bundle_metadata(bundle)
