@@ -88,13 +88,13 @@ def test_button_press_labels_the_first_contact_with_the_button():
     """A Meta-World task without a grasp: the expert's finger pads brush the table before they
     press the button, so the object must be the body that then moves (the button), and the label
     a first-contact event drawn where the button is touched."""
-    from aim.sim.collect import CollectSettings, _environment, labelled_rollout
+    from aim.sim.collect import CollectSettings, _environment, labelled_expert_episode
     from aim.sim.metaworld_env import GRIPPER_BODIES
 
     pytest.importorskip("metaworld")
 
     settings = CollectSettings(cameras=("corner",), height=48, width=48)
-    episode, events = labelled_rollout("button-press-v3", 0, settings)
+    episode, events = labelled_expert_episode("button-press-v3", 0, settings)
     assert [e.kind for e in events] == ["contact"]
     event = events[0]
     # Replayed (the stored actions are float32, hence 1 mm), the gripper touches the button there.

@@ -102,7 +102,7 @@ def collect(root: str | Path, tasks: list[str], seeds: list[int], settings: Coll
                        render=render) as writer, \
             pool:
         # imap keeps the job order, so the dataset's episode order does not depend on the workers.
-        results = pool.imap(_rollout_job, jobs) if workers > 1 else map(_rollout_job, jobs)
+        results = pool.imap(_expert_job, jobs) if workers > 1 else map(_expert_job, jobs)
         for episode in _progress(results, len(jobs), progress):
             if episode is None:
                 failed += 1
@@ -126,14 +126,14 @@ def check_collection(tasks: list[str], seeds: list[int], settings: CollectSettin
     _environment(tasks[0], settings)  # builds the views: an unknown camera is named here
 
 
-def rollout(task: str, seed: int, settings: CollectSettings) -> Episode | None:
+def expert_episode(task: str, seed: int, settings: CollectSettings) -> Episode | None:
     """One expert episode with value-map labels, or None when the expert fails."""
-    labelled = labelled_rollout(task, seed, settings)
+    labelled = labelled_expert_episode(task, seed, settings)
     return None if labelled is None else labelled[0]
 
 
-def labelled_rollout(task: str, seed: int, settings: CollectSettings) -> tuple[Episode, list[Event]] | None:
-    """:func:`rollout` with the interaction events its value maps show (``aim.data.value_map_labels``).
+def labelled_expert_episode(task: str, seed: int, settings: CollectSettings) -> tuple[Episode, list[Event]] | None:
+    """:func:`expert_episode` with the interaction events its value maps show (``aim.data.value_map_labels``).
 
     The manipulated object is the first body a finger pad touches that then moves (more than
     ``MOVED``): the pads also brush static scenery (the table, in button-press-v3, before the
@@ -218,8 +218,8 @@ def _environment(task: str, settings: CollectSettings) -> MetaWorldEnv:
     return _ENVIRONMENTS[key]
 
 
-def _rollout_job(job: tuple[str, int, CollectSettings]) -> Episode | None:
-    return rollout(*job)
+def _expert_job(job: tuple[str, int, CollectSettings]) -> Episode | None:
+    return expert_episode(*job)
 
 
 def _progress(results, total: int, enabled: bool):
