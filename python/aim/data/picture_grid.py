@@ -106,7 +106,7 @@ def grid_boxes(cells: Sequence[Sequence[np.ndarray]], row_labels: Sequence[str],
     top = _line() + GAP + (_line() if title else 0)
     lefts = [left + sum(widths[:c]) + GAP * c for c in range(len(widths))]
     tops = [top + sum(heights[:r]) + GAP * r for r in range(len(heights))]
-    width = left + sum(widths) + GAP * len(widths)
+    width = max(left + sum(widths) + GAP * len(widths), text_width(title) + 2 * GAP if title else 0)
     height = top + sum(heights) + GAP * len(heights)
     return width, height, [[(t, l) for l in lefts] for t in tops]
 
