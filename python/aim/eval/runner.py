@@ -24,6 +24,9 @@ from aim.eval.workers import WorkerPool
 from aim.model.sampler import SamplerConfig
 
 
+VIDEO_DIR = "videos"  # under the evaluation's folder
+
+
 @dataclass(frozen=True)
 class EvalSettings:
     """What an evaluation runs: tasks, episodes per task, the sampler, limits and recordings."""
@@ -58,7 +61,7 @@ def evaluate(bundle, settings: EvalSettings, out_dir: str | Path, suite: Suite |
 
     ``bundle`` is a :class:`~aim.train.bundle.ModelBundle` or a run/checkpoint directory (loaded
     in each worker); ``suite`` defaults to Meta-World in the action space the model was trained in.
-    Videos go to ``out_dir/videos``.
+    Videos go to ``out_dir/VIDEO_DIR``.
     """
     if workers < 1:
         raise ValueError(f"evaluate: workers must be >= 1, got {workers}")
@@ -106,7 +109,7 @@ def _run_job(job: tuple[str, int, int]) -> EpisodeResult:
     settings: EvalSettings = _WORKER["settings"]
     video = None
     if index < settings.videos_per_task:
-        video = _WORKER["out_dir"] / "videos" / f"{task}_seed{seed}.{settings.video_format}"
+        video = _WORKER["out_dir"] / VIDEO_DIR / f"{task}_seed{seed}.{settings.video_format}"
     return run_episode(_WORKER["policy"], _WORKER["suite"], task, seed, settings.max_steps, video,
                        settings.video_size, settings.video_every)
 
