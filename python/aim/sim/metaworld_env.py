@@ -28,6 +28,7 @@ hand is from its past actions alone, and they are the end-effector targets spec 
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 
@@ -167,7 +168,11 @@ class MetaWorldEnv(Environment):
         policy = ENV_POLICY_MAP[self.task]().get_action
 
         def act(observation: np.ndarray) -> np.ndarray:
-            delta = np.clip(policy(observation), -1.0, 1.0)
+            with warnings.catch_warnings():
+                # Meta-World's proportional experts warn whenever their command exceeds [-1, 1]
+                # (every few steps of every episode); the clip below is the bound they warn about.
+                warnings.filterwarnings("ignore", message=r"Constant\(s\) may be too high", category=UserWarning)
+                delta = np.clip(policy(observation), -1.0, 1.0)
             if self.action_space == "delta":
                 return delta
             target = np.clip(self._mocap() + delta[:3] * self.action_scale, self._sim.mocap_low, self._sim.mocap_high)
