@@ -59,3 +59,18 @@ def test_demo_runs_every_stage_then_resumes(toy_demo, monkeypatch):
 def test_bad_demo_settings_are_named(changes, message):
     with pytest.raises(ValueError, match=message):
         dataclasses.replace(TOY, **changes)
+
+
+def test_report_sources_are_relative_to_its_folder_wherever_the_demo_ran(tmp_path, monkeypatch):
+    from aim.demo.report import _video
+
+    out = tmp_path / "runs" / "demo"
+    (out / "eval" / "videos").mkdir(parents=True)
+    for name in ("a.gif", "b.mp4"):
+        (out / "eval" / "videos" / name).write_bytes(b"x")
+    monkeypatch.chdir(tmp_path / "runs")
+    relative_out = out.relative_to(tmp_path / "runs")  # "demo", as a relative OUT gives
+    for folder in (relative_out, out):
+        assert _video(folder, folder / "eval" / "videos" / "a.gif", "a") == "<img src='eval/videos/a.gif' alt='a'>"
+        assert _video(folder, out / "eval" / "videos" / "b.mp4", "b").startswith("<video src='eval/videos/b.mp4'")
+    assert "missing: eval/videos/c.gif" in _video(relative_out, relative_out / "eval" / "videos" / "c.gif", "c")

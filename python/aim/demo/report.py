@@ -109,7 +109,7 @@ def _predictions(out: Path, pictures: dict[str, Path]) -> str:
                      for i, (variant, path) in enumerate(pictures.items()))
     return ("<h2>Imagined vs true future</h2><p>One held-out expert episode per task (top to bottom), from its "
             "start, chunk by chunk: before each chunk the model has seen the true frames and actions so far, as "
-            "in closed loop. Rows: the true frame at the chunk's end, the frame the model imagined, and (with a "
+            "in closed loop. Rows: the chunk's true frames, the frames the model imagined, and (with a "
             "value stream) the true and the imagined value map in magenta over the true frame. Each picture is the "
             "model's canvas (its views packed as it sees them: the first camera on top, the other two halved "
             f"below) upscaled by whole pixels to at least {FIGURE_VIEW_PIXELS} px wide.</p>{blocks}")

@@ -99,7 +99,7 @@ def predicted_vs_true(bundle, video: Tensor, value: Tensor | None, actions: Tens
     """The sample image of a training batch: :func:`chunk_figure` of the first clip, (3, H, W) in [0, 1]."""
     figure = chunk_figure(imagine_chunks(bundle, video, value, actions, text, steps, generator),
                           "imagined vs true future (value maps over the true frames), chunk by chunk")
-    return torch.from_numpy(figure).permute(2, 0, 1).float() / 255.0
+    return torch.tensor(figure).permute(2, 0, 1).float() / 255.0
 
 
 def _frames(bundle, latents: Tensor, chunks: int) -> np.ndarray:
