@@ -50,7 +50,7 @@ from aim.model.clip import ClipStructure
 from aim.model.flow_matching import FlowMatchingConfig, training_loss
 from aim.model.video_tokenizers import PixelPatchTokenizer
 from aim.process_settings import use_offscreen_rendering
-from aim.sim.collect import DEFAULT_CAMERAS, FPS, CollectSettings, _environment, rollout
+from aim.sim.collect import DEFAULT_CAMERAS, FPS, CollectSettings, _environment, expert_episode
 
 TASK = "pick-place-v3"
 CAMERAS = DEFAULT_CAMERAS  # two fixed views and the one on the hand, as aim collect
@@ -85,7 +85,7 @@ def collection_rows(cameras: tuple[str, ...], size: tuple[int, int], episodes: i
     render_ms = median_ms(env.render, CPU, 1, 5)
     collected, seeds = [], iter(range(1000))
     cpu0 = time.process_time()
-    ms = median_ms(lambda: collected.append(rollout(TASK, next(seeds), settings)), CPU, 0, episodes)
+    ms = median_ms(lambda: collected.append(expert_episode(TASK, next(seeds), settings)), CPU, 0, episodes)
     cpu_s = (time.process_time() - cpu0) / episodes
     collected = [e for e in collected if e is not None]
     label = f"{size[0]}x{size[1]}"

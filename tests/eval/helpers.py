@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from aim.errors import UsageError
+from aim.eval.observation import Observation
 from aim.model import AIMTransformer, preset
 from aim.model.text_encoders import TaskEmbedding
 from aim.model.video_tokenizers import PixelPatchTokenizer
@@ -87,8 +88,12 @@ class PointEnv(Environment):
         return StepResult(self.position.copy(), bool(success), False)
 
     def render(self) -> dict[str, np.ndarray]:
-        rows = np.linspace(0.0, 1.0, self.height)[:, None, None]
-        cols = np.linspace(0.0, 1.0, self.width)[None, :, None]
+        return self.render_at(self.height, self.width)
+
+    def render_at(self, height: int, width: int) -> dict[str, np.ndarray]:
+        """The views at ``height`` x ``width`` (the intrinsics of that size: :meth:`intrinsics_at`)."""
+        rows = np.linspace(0.0, 1.0, height)[:, None, None]
+        cols = np.linspace(0.0, 1.0, width)[None, :, None]
         images = {}
         for i, camera in enumerate(self.cameras):
             phase = self.position[None, None, :] * 3.0 + i
@@ -97,8 +102,11 @@ class PointEnv(Environment):
         return images
 
     def intrinsics(self) -> dict[str, np.ndarray]:
-        f = float(self.width)
-        k = np.array([[f, 0.0, (self.width - 1) / 2], [0.0, f, (self.height - 1) / 2], [0.0, 0.0, 1.0]])
+        return self.intrinsics_at(self.height, self.width)
+
+    def intrinsics_at(self, height: int, width: int) -> dict[str, np.ndarray]:
+        f = float(width)
+        k = np.array([[f, 0.0, (width - 1) / 2], [0.0, f, (height - 1) / 2], [0.0, 0.0, 1.0]])
         return {c: k for c in self.cameras}
 
     def extrinsics(self) -> dict[str, np.ndarray]:
@@ -135,6 +143,8 @@ class PointSuite:
     def ee_targets(self, env: PointEnv, actions: np.ndarray) -> np.ndarray:
         return env.position + PointEnv.STEP * np.cumsum(np.clip(actions[:, :3], -1.0, 1.0), axis=0)
 
+    def view(self, env: PointEnv, height: int, width: int) -> Observation:
+        return Observation(env.render_at(height, width), env.intrinsics_at(height, width), env.extrinsics())
 
 class DyingPointEnv(PointEnv):
     """A PointEnv whose process is killed (SIGKILL: no cleanup, no exception) when an episode of

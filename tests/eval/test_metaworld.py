@@ -71,15 +71,38 @@ def test_a_run_is_evaluated_rendering_as_its_data_was_rendered(tmp_path):
     assert load_bundle(tmp_path / "run").render == {"multisample": 0}
 
 
-def test_short_episode_with_video(tmp_path):
-    bundle = _bundle()
-    policy = AIMPolicy(bundle, SAMPLER)
-    result = run_episode(policy, MetaWorldSuite(), TASK, seed=1_000_000, max_steps=6, video_path=tmp_path / "r.gif")
-    assert result.steps == 6 and not result.success and len(result.chunk_latencies_s) == 2
+def test_short_episode_with_video_leaves_the_episode_unchanged(tmp_path):
     from PIL import Image
 
+    bundle, suite = _bundle(), MetaWorldSuite()
+    env = suite.make(TASK, tuple(bundle.cameras), (16, 16))
+    plain = run_episode(AIMPolicy(bundle, SAMPLER), suite, TASK, seed=1_000_000, max_steps=6)
+    pose = env.ee_pose()[0]
+    result = run_episode(AIMPolicy(bundle, SAMPLER), suite, TASK, seed=1_000_000, max_steps=6,
+                         video_path=tmp_path / "r.gif", video_size=256, video_every=2)
+    assert result.steps == 6 and not result.success and len(result.chunk_latencies_s) == 2
+    assert (plain.steps, plain.success) == (result.steps, result.success)
+    np.testing.assert_array_equal(env.ee_pose()[0], pose)  # rendering for people moved nothing
     gif = Image.open(result.video)
-    assert gif.n_frames == 1 + 6 // bundle.frame_stride and gif.size == (16, 16)
+    assert gif.n_frames == 1 + 6 // 2
+    assert gif.size[0] >= 256 and gif.size[1] >= 256
+
+
+def test_views_for_people_show_what_the_model_sees_larger():
+    """The render for people comes from the same camera: shrunk back to the model's 16 pixels it
+    matches the model's own view (up to anti-aliasing); its intrinsics are those of its size."""
+    suite = MetaWorldSuite()
+    env = suite.make(TASK, ("corner",), (16, 16))
+    env.reset(3)
+    small = env.render()["corner"].astype(float)
+    view = suite.view(env, 256, 256)
+    large = view.images["corner"]
+    assert large.shape == (256, 256, 3) and large.dtype == np.uint8
+    shrunk = large.astype(float).reshape(16, 16, 16, 16, 3).mean(axis=(1, 3))
+    assert np.abs(shrunk - small).mean() < 12, np.abs(shrunk - small).mean()
+    np.testing.assert_allclose(view.intrinsics["corner"], env.intrinsics()["corner"] * [[16], [16], [1]] +
+                               [[0, 0, 7.5], [0, 0, 7.5], [0, 0, 0]])
+    np.testing.assert_array_equal(view.extrinsics["corner"], env.extrinsics()["corner"])
 
 
 def test_same_seeds_give_the_same_episodes_in_one_process(tmp_path):

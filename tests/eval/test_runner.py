@@ -85,9 +85,11 @@ def test_results_document_and_table(tmp_path):
     for episode in episodes:
         if episode.video:
             gif = Image.open(episode.video)
-            assert gif.size == (bundle.layout.width, bundle.layout.height)
-            # The first frame, then one per observed frame (every frame_stride steps) or the last step.
-            assert gif.n_frames == 1 + -(-episode.steps // bundle.frame_stride)
+            # Three views rendered for people side by side, each SETTINGS.video_size pixels high.
+            assert gif.size[0] >= 3 * SETTINGS.video_size and gif.size[1] >= SETTINGS.video_size
+            # The start, then a frame every video_every steps and the last step.
+            recorded = 1 + -(-episode.steps // SETTINGS.video_every)
+            assert gif.n_frames == recorded
 
     from rich.console import Console
 
@@ -106,6 +108,8 @@ def test_settings_are_checked():
         EvalSettings(tasks=("reach",), episodes=0)
     with pytest.raises(ValueError, match="video_format"):
         EvalSettings(tasks=("reach",), episodes=1, video_format="avi")
+    with pytest.raises(ValueError, match="video_size >= 16"):
+        EvalSettings(tasks=("reach",), episodes=1, video_size=8)
 
 
 def test_a_worker_that_cannot_start_raises_instead_of_hanging(tmp_path):

@@ -21,14 +21,15 @@ def add_parsers(verbs) -> None:
 def run(args: argparse.Namespace, extra: list[str]) -> int:
     import dataclasses
 
+    from rich.console import Console
+
     from aim.demo import DemoSettings, run_demo
-    from aim.demo.pipeline import QUICK
+    from aim.demo.pipeline import QUICK, summary_table
 
     settings = QUICK if args.quick else DemoSettings()
     changes = {"workers": args.workers, **({"tasks": tuple(args.tasks)} if args.tasks else {}),
                **({"rl_iterations": args.rl_iterations} if args.rl_iterations is not None else {})}
     result = run_demo(args.out, dataclasses.replace(settings, **changes), progress=not args.no_progress)
-    for variant, results in result.results.items():
-        print(f"{variant}: mean closed-loop success {results['mean_success_rate']:.0%}")
-    print(f"wrote {result.report}")
+    Console().print(summary_table(result))
+    print(f"wrote {result.report}: open it in a browser (the folder can be moved or zipped as it is)")
     return 0

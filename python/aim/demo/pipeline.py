@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aim.eval.results import summarise, write_results
+from aim.eval.results import results_table, summarise, write_results
 from aim.eval.runner import EvalSettings, evaluate
 from aim.eval.seeds import eval_seeds
 from aim.model.sampler import SamplerConfig
@@ -137,11 +137,35 @@ def run_demo(out_dir: str | Path, settings: DemoSettings = DemoSettings(), progr
             results[variant] = json.loads(path.read_text())
             continue
         with _timed(seconds, f"eval {variant}"):
-            _say(progress, f"[3/4] evaluating {variant}: {settings.eval_episodes} episodes x {len(settings.tasks)} tasks")
+            _say(progress, f"[3/4] evaluating {variant}: {settings.eval_episodes} episodes x {len(settings.tasks)} "
+                           "tasks (the first of each task also rendered for viewing as a video)")
             results[variant] = _evaluate_variant(out, variant, settings, progress)
-    _say(progress, "[4/4] writing the report")
+        if progress:
+            from rich.console import Console
+
+            Console().print(results_table(results[variant]))
+    _say(progress, "[4/4] writing the report (loss curves, imagined vs true futures, rollouts)")
     report = write_report(out, settings, results, seconds)
     return DemoResult(out, seconds, results, report)
+
+
+def summary_table(result: DemoResult):
+    """A ``rich.table.Table`` a person reads at the end: success per task and variant, the mean,
+    and the stages this call ran with their times."""
+    from rich.table import Table
+
+    table = Table(title=f"aim demo: closed-loop success ({result.out_dir / 'report.html'})")
+    table.add_column("task")
+    for variant in result.results:
+        table.add_column(variant, justify="right")
+    tasks = next(iter(result.results.values()))["tasks"]
+    for task in tasks:
+        table.add_row(task, *(f"{r['tasks'][task]['successes']}/{r['tasks'][task]['episodes']}"
+                              for r in result.results.values()))
+    table.add_row("mean", *(f"{r['mean_success_rate']:.0%}" for r in result.results.values()), style="bold")
+    stages = ", ".join(f"{name} {s / 60:.1f} min" for name, s in result.stage_seconds.items())
+    table.caption = f"this call ran: {stages or 'nothing (every stage was reused)'}"
+    return table
 
 
 def run_dir(out: Path, variant: str) -> Path:
@@ -162,11 +186,15 @@ def _train_variants(out: Path, variants: list[str], settings: DemoSettings, prog
 
     jobs = [(out, variant, settings) for variant in variants]
     pool = multiprocessing.get_context("spawn").Pool(len(jobs), _one_thread)
-    with pool, tqdm(total=settings.train_steps * len(jobs), desc="train", unit="step", disable=not progress) as bar:
+    with pool, tqdm(total=settings.train_steps * len(jobs), desc="train (starting: loading data)", unit="step",
+                    disable=not progress) as bar:
         done = pool.map_async(_train_variant, jobs)
         while not done.ready():
             done.wait(2.0)
-            bar.update(sum(len(read_metrics(run_dir(out, v))) for v in variants) - bar.n)
+            steps = sum(len(read_metrics(run_dir(out, v))) for v in variants)
+            if steps and bar.n == 0:
+                bar.set_description("train")
+            bar.update(steps - bar.n)
         done.get()  # re-raises a run's error here
 
 

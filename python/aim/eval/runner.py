@@ -5,7 +5,7 @@ outcome depends on its task and seed only (the policy's noise is seeded per epis
 do not depend on the number of workers. Workers are spawned (MuJoCo's EGL contexts do not
 survive a fork); each loads the bundle once, builds its environments once per task, and shares
 the CPU with the others (torch threads = cores / workers). The first ``videos_per_task``
-episodes of every task are recorded.
+episodes of every task are recorded (rendered anew for people: ``aim.eval.videos``).
 """
 
 from __future__ import annotations
@@ -25,6 +25,9 @@ from aim.eval.workers import WorkerPool
 from aim.model.sampler import SamplerConfig
 
 
+VIDEO_DIR = "videos"  # under the evaluation's folder
+
+
 @dataclass(frozen=True)
 class EvalSettings:
     """What an evaluation runs: tasks, episodes per task, the sampler, limits and recordings."""
@@ -37,6 +40,8 @@ class EvalSettings:
     videos_per_task: int = 1
     video_format: str = "gif"
     device: str = "cpu"
+    video_size: int = 256  # pixels per view height of the renders for people in rollout videos
+    video_every: int = 2  # steps between video frames
 
     def __post_init__(self) -> None:
         if not self.tasks:
@@ -44,6 +49,9 @@ class EvalSettings:
         if self.episodes < 1 or self.videos_per_task < 0 or (self.max_steps is not None and self.max_steps < 1):
             raise UsageError(f"EvalSettings: need episodes >= 1, videos_per_task >= 0, max_steps >= 1; got "
                              f"{self.episodes}, {self.videos_per_task}, {self.max_steps}")
+        if self.video_size < 16 or self.video_every < 1:
+            raise ValueError(f"EvalSettings: need video_size >= 16 pixels and video_every >= 1 step; got "
+                             f"{self.video_size}, {self.video_every}")
         if self.video_format not in VIDEO_FORMATS:
             raise UsageError(f"EvalSettings.video_format must be one of {VIDEO_FORMATS}, got {self.video_format!r}")
 
@@ -54,7 +62,7 @@ def evaluate(bundle, settings: EvalSettings, out_dir: str | Path, suite: Suite |
 
     ``bundle`` is a :class:`~aim.runtime.bundle.ModelBundle` or a run/checkpoint directory (loaded
     in each worker); ``suite`` defaults to Meta-World in the action space the model was trained in.
-    Videos go to ``out_dir/videos``.
+    Videos go to ``out_dir/VIDEO_DIR``.
     """
     if workers < 1:
         raise UsageError(f"evaluate: workers must be >= 1, got {workers}")
@@ -104,8 +112,9 @@ def _run_job(job: tuple[str, int, int]) -> EpisodeResult:
     settings: EvalSettings = _WORKER["settings"]
     video = None
     if index < settings.videos_per_task:
-        video = _WORKER["out_dir"] / "videos" / f"{task}_seed{seed}.{settings.video_format}"
-    return run_episode(_WORKER["policy"], _WORKER["suite"], task, seed, settings.max_steps, video)
+        video = _WORKER["out_dir"] / VIDEO_DIR / f"{task}_seed{seed}.{settings.video_format}"
+    return run_episode(_WORKER["policy"], _WORKER["suite"], task, seed, settings.max_steps, video,
+                       settings.video_size, settings.video_every)
 
 
 def _describe_job(job: tuple[str, int, int]) -> str:

@@ -30,6 +30,7 @@ hand is from its past actions alone, and they are the end-effector targets spec 
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 
@@ -42,6 +43,9 @@ DEFAULT_CAMERAS = ("topview", "gripperPOV", "corner3")
 GRIPPER_BODIES = ("hand", "rightclaw", "leftclaw", "rightpad", "leftpad")
 # Action space -> the names of its four channels (written into a dataset's action feature).
 ACTION_SPACES = {"target": ("x", "y", "z", "gripper"), "delta": ("dx", "dy", "dz", "gripper")}
+# Anti-aliasing of the renders for people (rollout videos): Meta-World's own 4 samples per pixel;
+# at 256 pixels three views take about 80 ms on a 2-core CPU (benchmarks/RESULTS.md).
+VIEWING_MULTISAMPLE = 4
 
 
 def check_task(task: str) -> None:
@@ -117,9 +121,9 @@ class MetaWorldEnv(Environment):
         if multisample is not None:
             model.vis.quality.offsamples = multisample
         self.multisample = int(model.vis.quality.offsamples)
-        self._renderer = mujoco.Renderer(model, height, width)
-        for flag in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION):
-            self._renderer.scene.flags[flag] = shadows
+        self._shadows = shadows
+        self._renderer = self._make_renderer(height, width)
+        self._viewing_renderer = None  # made by the first render_for_people
         # Meta-World's 50 fixed variations per task are drawn from numpy's unseeded global RNG when
         # the benchmark is built, so they differ between processes; reset draws the variation from
         # its seed instead. One set_task configures the task (observability and task data); the
@@ -129,8 +133,7 @@ class MetaWorldEnv(Environment):
         self._sim.set_task(selector.tasks[0])
         self._sim._freeze_rand_vec = False
         self._sim.seeded_rand_vec = True
-        self._intrinsics = {c: intrinsics_from_fovy(float(model.cam_fovy[model.camera(c).id]), height, width)
-                            for c in self.cameras}
+        self._intrinsics = self._intrinsics_at(height, width)
         self._done = True
 
     @property
@@ -181,7 +184,11 @@ class MetaWorldEnv(Environment):
         policy = ENV_POLICY_MAP[self.task]().get_action
 
         def act(observation: np.ndarray) -> np.ndarray:
-            delta = np.clip(policy(observation), -1.0, 1.0)
+            with warnings.catch_warnings():
+                # Meta-World's proportional experts warn whenever their command exceeds [-1, 1]
+                # (every few steps of every episode); the clip below is the bound they warn about.
+                warnings.filterwarnings("ignore", message=r"Constant\(s\) may be too high", category=UserWarning)
+                delta = np.clip(policy(observation), -1.0, 1.0)
             if self.action_space == "delta":
                 return delta
             target = np.clip(self._mocap() + delta[:3] * self.action_scale, self._sim.mocap_low, self._sim.mocap_high)
@@ -208,11 +215,46 @@ class MetaWorldEnv(Environment):
         return tool_centre + self.action_scale * np.cumsum(np.clip(actions[:, :3], -1.0, 1.0), axis=0)
 
     def render(self) -> dict[str, np.ndarray]:
+        return self._render_with(self._renderer)
+
+    def render_for_people(self, height: int, width: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """The current state from the same cameras at ``height`` x ``width``, anti-aliased with
+        ``VIEWING_MULTISAMPLE`` samples per pixel whatever the model's views use: images and the
+        intrinsics of that size (the extrinsics are :meth:`extrinsics`). For rollout videos,
+        never the model's input; rendering does not change the simulation. Its renderer is made
+        on first use (and again when the size changes), so episodes never shown pay nothing."""
+        renderer = self._viewing_renderer
+        if renderer is None or (renderer.height, renderer.width) != (height, width):
+            if renderer is not None:
+                renderer.close()
+            model = self._sim.model
+            # Offscreen buffers are capped by the model's offwidth x offheight (640 x 480 in Meta-World).
+            model.vis.global_.offwidth = max(int(model.vis.global_.offwidth), width)
+            model.vis.global_.offheight = max(int(model.vis.global_.offheight), height)
+            own = int(model.vis.quality.offsamples)
+            model.vis.quality.offsamples = VIEWING_MULTISAMPLE  # read when the renderer's buffers are made
+            try:
+                self._viewing_renderer = renderer = self._make_renderer(height, width)
+            finally:
+                model.vis.quality.offsamples = own
+        return self._render_with(renderer), self._intrinsics_at(height, width)
+
+    def _make_renderer(self, height: int, width: int):
+        renderer = self._mujoco.Renderer(self._sim.model, height, width)
+        for flag in (self._mujoco.mjtRndFlag.mjRND_SHADOW, self._mujoco.mjtRndFlag.mjRND_REFLECTION):
+            renderer.scene.flags[flag] = self._shadows
+        return renderer
+
+    def _render_with(self, renderer) -> dict[str, np.ndarray]:
         images = {}
         for camera in self.cameras:
-            self._renderer.update_scene(self._sim.data, camera=camera)
-            images[camera] = self._upright(camera, self._renderer.render())
+            renderer.update_scene(self._sim.data, camera=camera)
+            images[camera] = self._upright(camera, renderer.render())
         return images
+
+    def _intrinsics_at(self, height: int, width: int) -> dict[str, np.ndarray]:
+        model = self._sim.model
+        return {c: intrinsics_from_fovy(float(model.cam_fovy[model.camera(c).id]), height, width) for c in self.cameras}
 
     def body_masks(self, bodies: tuple[str, ...] = GRIPPER_BODIES) -> dict[str, np.ndarray]:
         """(H, W) bool per camera: pixels showing a geom of ``bodies`` (segmentation rendering)."""
@@ -266,6 +308,8 @@ class MetaWorldEnv(Environment):
 
     def close(self) -> None:
         self._renderer.close()
+        if self._viewing_renderer is not None:
+            self._viewing_renderer.close()
         self._env.close()
 
 

@@ -146,7 +146,7 @@ class _MicroBatches:
     losses: torch.Tensor  # (len(LOSS_NAMES),) this process's losses, averaged over its micro-batches
     data_wait: float  # seconds spent waiting for the data loader
     tokens_per_clip: int
-    last: tuple  # (video, value, text prompts) of the last micro-batch, for sample images
+    last: tuple  # (video, value, actions, text prompts) of the last micro-batch, for sample images
 
 
 def _backward_micro_batches(step: int, batches, bundle: ModelBundle, wrapped: torch.nn.Module, order, autocast,
@@ -168,7 +168,7 @@ def _backward_micro_batches(step: int, batches, bundle: ModelBundle, wrapped: to
         totals += torch.stack([losses[k].detach().float() for k in LOSS_NAMES]) / order.accumulation
     tokens = tokens_per_clip(bundle.structure, tuple(video.shape[-2:]), value is not None,
                              bundle.model.config.patch_size)
-    return _MicroBatches(totals, data_wait, tokens, (video, value, prompts))
+    return _MicroBatches(totals, data_wait, tokens, (video, value, actions, prompts))
 
 
 def _autocast(device: torch.device, precision: str):
@@ -204,13 +204,13 @@ def _non_finite_message(what: str, step: int, values: dict, checkpoint: Path | N
 def _log_samples(monitor: Monitor, step: int, bundle: ModelBundle, objective: StageOneObjective, strategy: str,
                  micro_batch: tuple, config: TrainConfig, info: Distributed) -> None:
     """Every process takes part (FSDP gathers the root unit's weights for the rollout); the main one writes."""
-    video, value, prompts = micro_batch
+    video, value, actions, prompts = micro_batch
     if strategy == "fsdp":
         objective.unshard()
     try:
         text = encode_text(objective.text_encoder, prompts[:1], info.device)
         generator = torch.Generator().manual_seed(config.train.seed + step)
-        image = predicted_vs_true(bundle, video, value, text, config.log.sample_steps, generator)
+        image = predicted_vs_true(bundle, video, value, actions, text, config.log.sample_steps, generator)
     finally:
         if strategy == "fsdp":
             objective.reshard()
