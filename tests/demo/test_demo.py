@@ -9,7 +9,8 @@ import re
 import pytest
 
 from aim.demo import run_demo
-from aim.demo.pipeline import results_path, run_dir, summary_table
+from aim.demo.pipeline import summary_table
+from aim.demo.settings import results_path, run_dir
 from aim.model.sampler import SamplerConfig
 
 from .toy import OUT, TOY
@@ -50,11 +51,32 @@ def test_demo_runs_every_stage_then_resumes(toy_demo, monkeypatch):
     assert "handle-press-v3" in text and "aim+rl" in text and "collect" in text
 
 
+def test_a_resumed_demo_reuses_only_outputs_of_the_same_settings(toy_demo, tmp_path, monkeypatch):
+    """A copy of the toy demo, resumed with other settings: evaluations of other episode counts are
+    made again; a training run of another step count is refused, naming the change and the fix."""
+    import shutil
+
+    from aim.errors import UsageError
+
+    base, first = toy_demo
+    shutil.copytree(base / OUT, tmp_path / OUT)
+    monkeypatch.chdir(tmp_path)
+    again = run_demo(OUT, dataclasses.replace(TOY, eval_episodes=2), progress=False)
+    assert set(again.stage_seconds) == {"collect", *(f"eval {v}" for v in TOY.evaluated)}
+    assert all(r["tasks"]["handle-press-v3"]["episodes"] == 2 for r in again.results.values())
+    with pytest.raises(UsageError, match=r"runs/aim was made with other settings \(train_steps 3 -> 5\); "
+                                         r"use another output folder, or delete"):
+        run_demo(OUT, dataclasses.replace(TOY, train_steps=5), progress=False)
+    with pytest.raises(UsageError, match=r"data was made with other settings \(image_size 32 -> 48\)"):
+        run_demo(OUT, dataclasses.replace(TOY, image_size=48), progress=False)
+
+
 @pytest.mark.parametrize("changes, message", [
     (dict(variants=("aim", "bigger")), "unknown variants"),
     (dict(train_steps=0), "train_steps"),
     (dict(variants=("no-value-map",)), "needs the aim variant"),
     (dict(sampler=SamplerConfig(video_steps=1, guidance_scale=1.0, action_steps=1)), "at least 2 steps"),
+    (dict(workers=0), "workers must be >= 1"),
 ])
 def test_bad_demo_settings_are_named(changes, message):
     with pytest.raises(ValueError, match=message):

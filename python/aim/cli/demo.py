@@ -24,7 +24,8 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     from rich.console import Console
 
     from aim.demo import DemoSettings, run_demo
-    from aim.demo.pipeline import QUICK, summary_table
+    from aim.demo.pipeline import summary_table
+    from aim.demo.settings import QUICK
 
     settings = QUICK if args.quick else DemoSettings()
     changes = {"workers": args.workers, **({"tasks": tuple(args.tasks)} if args.tasks else {}),

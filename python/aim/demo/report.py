@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from aim.demo import figures
-from aim.demo.pipeline import RL_VARIANT, DemoSettings, results_path, run_dir
+from aim.demo.settings import RL_VARIANT, DemoSettings, results_path, run_dir
 from aim.eval.runner import VIDEO_DIR
 from aim.train.samples import FIGURE_VIEW_PIXELS
 

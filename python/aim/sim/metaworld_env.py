@@ -23,8 +23,8 @@ units of ``action_scale`` plus the gripper effort. ``"target"`` (the default) is
 itself in world coordinates, plus the gripper effort: the expert's target is where its delta
 moved the mocap, and a target is executed as the delta that moves the mocap there (clipped to
 Meta-World's per-step limit), so an expert's target actions replay its delta actions exactly.
-Like the absolute poses of RoboTwin's actions (spec §2), target actions tell a model where the
-hand is from its past actions alone, and they are the end-effector targets spec §6 rewards.
+Like the absolute poses of RoboTwin's actions (docs/method.md §2), target actions tell a model where the
+hand is from its past actions alone, and they are the end-effector targets docs/method.md §6 rewards.
 """
 
 from __future__ import annotations

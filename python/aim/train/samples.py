@@ -109,7 +109,7 @@ def _frames(bundle, latents: Tensor, chunks: int) -> np.ndarray:
 
 
 def _heat(bundle, latents: Tensor, chunks: int) -> np.ndarray:
-    """Value latents decoded like frames, channels averaged (heat is encoded replicated to 3, spec §4)."""
+    """Value latents decoded like frames, channels averaged (heat is encoded replicated to 3, docs/method.md §4)."""
     heat = decode_latents(bundle.tokenizer, latents.float())[0].mean(1).cpu().numpy()
     return heat.reshape(chunks, -1, *heat.shape[1:])
 
