@@ -1,7 +1,7 @@
 """Benchmark: aim's block-sparse attention against the PyTorch kernels a user would use instead.
 
 For AIM teacher-forcing layouts (4 chunks; observation, action, video, value and action groups;
-spec §5) of several lengths, times forward and forward+backward of:
+docs/method.md §5) of several lengths, times forward and forward+backward of:
 
 * ``aim``        — aim's native kernels (C++ on CPU, CUDA on GPU);
 * ``fa4``        — GPU only: FlashAttention-4 (flash-attn-4) on the same block lists, with a
@@ -37,7 +37,7 @@ from aim.ops.backend import AttentionInput, detect_platform, why_not
 from aim.ops.reference import dense_mask, flex_block_mask, group_mask_mod, sdpa_attention
 from common import environment, median_ms, record
 
-ACTIONS_PER_CHUNK = 32  # spec §2: 16 actions per latent frame, 2 latent frames per chunk
+ACTIONS_PER_CHUNK = 32  # docs/method.md §2: 16 actions per latent frame, 2 latent frames per chunk
 
 
 def aim_clip(target_tokens: int, chunks: int = 4) -> TokenSequence:

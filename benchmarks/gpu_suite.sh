@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One command for a lent GPU session (see ../shared/GPU.md): build with CUDA, then, in priority
+# One command for a lent GPU session: build with CUDA, then, in priority
 # order, the value-map CUDA tests, compute-sanitizer on them, the value-map benchmark, the attention
 # CUDA tests (both forward kernels) and sanitizer, the backward kernels' tests and sanitizer (the
 # Hopper and the portable backward, atomic and deterministic dQ), the attention benchmarks (default

@@ -1,6 +1,6 @@
 """Benchmark: AIM training steps and chunk inference, per preset and attention backend.
 
-For each preset, on one teacher-forcing clip per sample (spec §5 layout), measures in the same run:
+For each preset, on one teacher-forcing clip per sample (the layout of docs/method.md §5), measures in the same run:
 
 * training step (flow-matching loss, backward, AdamW step) time, tokens/s and peak memory, with
   the shared attention run by each backend of aim.ops (``AIM_ATTENTION_BACKEND``): ``native``

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from common import environment, record
 
-from aim.demo.pipeline import DEMO_TASKS, DemoSettings
+from aim.demo.settings import DEMO_TASKS, DemoSettings
 from aim.eval.runner import EvalSettings, evaluate
 from aim.eval.statistics import wilson_interval
 from aim.process_settings import use_offscreen_rendering

@@ -21,13 +21,13 @@ import time
 from pathlib import Path
 
 import torch
+from common import environment, record
 
-from aim.demo.pipeline import DEMO_TASKS, DemoSettings
+from aim.demo.settings import DEMO_TASKS, DemoSettings
 from aim.eval.episode import run_episode
 from aim.eval.metaworld_suite import suite_for_run
 from aim.eval.runner import EvalSettings, worker_policy
 from aim.eval.seeds import eval_seeds
-from common import environment, record
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ the process's peak resident set; GPU: PyTorch's peak allocation).
 
 CPU default: the ``tiny`` preset (pixel tokenizer, 16 x 16 head view) with the native attention
 and with SDPA, on 1 process (all cores, and one thread) and on 2 DDP processes (cores split between them). FlexAttention
-has no backward on CPU (torch 2.13, shared/spec/ECOSYSTEM.md), so it cannot train here; its GPU
+has no backward on CPU (torch 2.13), so it cannot train here; its GPU
 training step is measured by benchmarks/model.py. GPU (``--device cuda --preset aim-1b``): the
 1.5B preset on 128 x 128 views through a 4 x 4 pixel tokenizer (48 latent channels, as the
 preset expects, so no VAE weights are needed), bf16 autocast, activation checkpointing, once per

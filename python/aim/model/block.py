@@ -1,4 +1,4 @@
-"""The mixture-of-transformers block (spec §3).
+"""The mixture-of-transformers block (docs/method.md §3).
 
 Every branch (video, action, and value when it has its own weights) keeps its own norms, AdaLN
 modulation table, Q/K/V/O projections and FFN; the branches meet only in ONE self-attention over
