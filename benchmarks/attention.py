@@ -34,7 +34,9 @@ import torch.nn.functional as F
 from aim.ops import INTENT_CAUSAL, AttentionBackend, AttentionLayout, TokenSequence
 from aim.ops.attention import attention_with
 from aim.ops.backend import AttentionInput, detect_platform, why_not
-from aim.ops.reference import dense_mask, flex_block_mask, group_mask_mod, sdpa_attention
+from aim.ops.flex_backend import flex_block_mask
+from aim.ops.reference import group_mask_mod
+from aim.ops.sdpa_backend import masked_sdpa
 from common import environment, median_ms, record
 
 ACTIONS_PER_CHUNK = 32  # docs/method.md §2: 16 actions per latent frame, 2 latent frames per chunk
@@ -69,7 +71,7 @@ def bench_length(target: int, args, device: torch.device, dtype: torch.dtype) ->
     layout = AttentionLayout.from_tokens(seq)
     n, d = layout.num_tokens, args.head_dim
     pairs = visible_pairs(layout) * args.batch * args.heads
-    mask = dense_mask(layout, device)
+    mask = layout.dense_mask(device)
     shape = (args.batch, args.heads, n, d)
     q, k, v = (torch.randn(shape, device=device, dtype=dtype, requires_grad=True) for _ in range(3))
     dout = torch.randn(shape, device=device, dtype=dtype)
@@ -83,7 +85,7 @@ def bench_length(target: int, args, device: torch.device, dtype: torch.dtype) ->
             print(f"  {name}: skipped ({problem})", file=sys.stderr)
         else:
             impls[name] = lambda backend=backend: attention_with(backend, q, k, v, layout)
-    impls["sdpa-mask"] = lambda: sdpa_attention(q, k, v, mask)
+    impls["sdpa-mask"] = lambda: masked_sdpa(q, k, v, mask)
     if not args.no_flex:
         from torch.nn.attention.flex_attention import flex_attention
 

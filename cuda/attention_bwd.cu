@@ -466,7 +466,7 @@ void launch_dq_convert(const AttentionCall& call, cudaStream_t stream) {
 void attention_backward(int dtype, const AttentionShape& shape, StridedBHND q, StridedBHND k, StridedBHND v,
                         StridedBHND out, StridedBHND dout, const float* lse, StridedBHND dq, StridedBHND dk,
                         StridedBHND dv, float* delta, float* dq_accum, const LayoutView& layout,
-                        bool deterministic, uintptr_t stream_handle) {
+                        bool deterministic, KernelChoice kernel, uintptr_t stream_handle) {
   check_arguments(dtype, shape, layout);
   if (shape.batch == 0 || shape.heads == 0 || shape.tokens == 0) return;
   if (!deterministic && dq_accum == nullptr) {
@@ -482,18 +482,17 @@ void attention_backward(int dtype, const AttentionShape& shape, StridedBHND q, S
   call.delta = delta;
   call.dq_accum = deterministic ? nullptr : dq_accum;
 
-  const bool sm90 = use_sm90_kernel("AIM_CUDA_BWD_KERNEL", kHaveSm90Kernels);
+  const bool sm90 = use_sm90_kernel(kernel, kHaveSm90Kernels, "backward");
   dispatch_dtype_head_dim(dtype, shape.head_dim, [&](auto element, auto head_dim) {
     launch_delta<typename decltype(element)::type, decltype(head_dim)::value>(call, stream);
   });
   bool launched = false;
 #if defined(AIM_HAVE_SM90)
   if (sm90) {
-    launched = attention_backward_sm90(dtype, call, kernel_choice("AIM_CUDA_BWD_KERNEL") == KernelChoice::kSm90,
-                                       stream);
+    launched = attention_backward_sm90(dtype, call, kernel == KernelChoice::kSpecialised, stream);
   }
 #else
-  static_cast<void>(sm90);  // always false here: the call only rejected AIM_CUDA_BWD_KERNEL=sm90
+  static_cast<void>(sm90);  // always false here: the call only rejected kernel=sm90
 #endif
   if (!launched) {
     dispatch_dtype_head_dim(dtype, shape.head_dim, [&](auto element, auto head_dim) {

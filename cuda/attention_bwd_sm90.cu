@@ -1,8 +1,8 @@
 // Hopper (sm_90a) backward of the block-sparse attention: the main kernel (dK, dV and the dQ
 // atomics) with warpgroup MMA from shared memory, TMA loads and warp specialisation. Same outputs
 // as attention_bwd_kernel in attention_bwd.cu, which stays the portable path and the fallback;
-// attention_backward picks this one on compute capability 9.0 (AIM_CUDA_BWD_KERNEL, see
-// NOTES.md, "Hopper backward").
+// attention_backward picks this one on compute capability 9.0 (its `kernel` argument, which Python
+// takes from AIM_CUDA_BWD_KERNEL; see NOTES.md, "Hopper backward").
 //
 // One CTA per (128-key layout block, head, batch), 384 threads = 3 warpgroups:
 //  * warpgroup 0, the producer, gives its registers up (setmaxnreg.dec); its first warp loads K and
@@ -428,7 +428,10 @@ bool launch_bwd_sm90(const AttentionCall& call, bool required, cudaStream_t stre
   if (why.empty()) why = encode_bhnd<T>(&args.k, "k", call.k, call.shape, kLayoutBlock);
   if (why.empty()) why = encode_bhnd<T>(&args.v, "v", call.v, call.shape, kLayoutBlock);
   if (!why.empty()) {
-    if (required) throw std::invalid_argument("AIM_CUDA_BWD_KERNEL=sm90 cannot run these inputs: " + why);
+    if (required) {
+      throw std::invalid_argument("CUDA attention: the sm90 backward was asked for, but cannot run these inputs: " +
+                                  why);
+    }
     static std::atomic<bool> told{false};
     if (!told.exchange(true)) {
       std::fprintf(stderr, "aim: the Hopper attention backward cannot run these inputs (%s); using the portable one\n",

@@ -218,12 +218,13 @@ void launch_forward(const AttentionCall& call, cudaStream_t stream) {
 }  // namespace
 
 void attention_forward(int dtype, const AttentionShape& shape, StridedBHND q, StridedBHND k, StridedBHND v,
-                       StridedBHND out, float* lse, const LayoutView& layout, uintptr_t stream_handle) {
+                       StridedBHND out, float* lse, const LayoutView& layout, KernelChoice kernel,
+                       uintptr_t stream_handle) {
   check_arguments(dtype, shape, layout);
   if (shape.batch == 0 || shape.heads == 0 || shape.tokens == 0) return;
   const cudaStream_t stream = as_stream(stream_handle);
   const AttentionCall call{shape, q, k, v, out, lse, layout};
-  if (use_sm90_kernel("AIM_CUDA_FWD_KERNEL", kHaveSm90Kernels)) {
+  if (use_sm90_kernel(kernel, kHaveSm90Kernels, "forward")) {
 #if defined(AIM_HAVE_SM90)
     attention_forward_sm90(dtype, call, stream);
     return;

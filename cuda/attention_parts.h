@@ -11,12 +11,6 @@
 namespace aim {
 namespace gpu {
 
-#if defined(AIM_HAVE_SM90)
-constexpr bool kHaveSm90Kernels = true;
-#else
-constexpr bool kHaveSm90Kernels = false;
-#endif
-
 // The Hopper forward; called after check_arguments, for B, H, N > 0.
 void attention_forward_sm90(int dtype, const AttentionCall& call, cudaStream_t stream);
 

@@ -1,7 +1,7 @@
 // Host-side helpers shared by every attention launcher (portable and Hopper, forward and backward):
 // argument checks, the one parameter struct the kernels take, the dtype x head_dim dispatch, the
-// choice between the portable and the Hopper kernels, launch error checks and the dynamic
-// shared-memory opt-in.
+// choice between the portable and the Hopper kernels (made by the caller: nothing here reads the
+// environment), launch error checks and the dynamic shared-memory opt-in.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -10,8 +10,6 @@
 
 #include <atomic>
 #include <cstdint>
-#include <cstdlib>
-#include <cstring>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -182,32 +180,21 @@ inline bool current_device_is_sm90() {
   return sm90;
 }
 
-// Which kernel an environment variable (AIM_CUDA_FWD_KERNEL, AIM_CUDA_BWD_KERNEL; read on every
-// call, so one process can compare both) asks for: unset or "auto" (the Hopper kernel where it
-// was built and the device is compute capability 9.0, else the portable one), "portable", or
-// "sm90" (the Hopper kernel or an error saying why it cannot run).
-enum class KernelChoice { kAuto, kPortable, kSm90 };
-
-inline KernelChoice kernel_choice(const char* env_var) {
-  const char* value = std::getenv(env_var);
-  if (value == nullptr || *value == '\0' || std::strcmp(value, "auto") == 0) return KernelChoice::kAuto;
-  if (std::strcmp(value, "portable") == 0) return KernelChoice::kPortable;
-  if (std::strcmp(value, "sm90") == 0) return KernelChoice::kSm90;
-  throw std::invalid_argument(std::string(env_var) + "=" + value + ": expected auto, portable or sm90");
-}
-
-// Whether to run the Hopper kernel that `env_var` selects; `built` says whether this module has
-// it (an architecture list with 90).
-inline bool use_sm90_kernel(const char* env_var, bool built) {
-  const KernelChoice choice = kernel_choice(env_var);
+// Whether to run the Hopper kernel for the caller's choice (aim::KernelChoice, which Python takes
+// from AIM_CUDA_FWD_KERNEL / AIM_CUDA_BWD_KERNEL on every call): kAuto runs it where this module
+// has it (`built`: an architecture list with 90) and the device is compute capability 9.0,
+// kPortable never, kSpecialised always or an std::invalid_argument saying why it cannot. `pass`
+// ("forward", "backward") names the kernel in that message.
+inline bool use_sm90_kernel(KernelChoice choice, bool built, const char* pass) {
   if (choice == KernelChoice::kPortable) return false;
-  if (choice == KernelChoice::kSm90) {
+  if (choice == KernelChoice::kSpecialised) {
+    const std::string asked = std::string("CUDA attention: the sm90 ") + pass + " was asked for, but ";
     if (!built) {
-      throw std::invalid_argument(std::string(env_var) +
-                                  "=sm90: this build has no Hopper kernels (set AIM_CUDA_ARCHITECTURES to include 90)");
+      throw std::invalid_argument(asked + "this build has no Hopper kernels (set AIM_CUDA_ARCHITECTURES to include "
+                                  "90 and reinstall)");
     }
     if (!current_device_is_sm90()) {
-      throw std::invalid_argument(std::string(env_var) + "=sm90: the current device is not compute capability 9.0");
+      throw std::invalid_argument(asked + "the current device is not compute capability 9.0");
     }
     return true;
   }

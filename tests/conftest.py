@@ -1,15 +1,24 @@
 """The test session: an entry point, so it makes the process-wide choices (MuJoCo's offscreen
 renderer), seeds every test reproducibly, and runs whole-pipeline tests single-threaded."""
 
+import os
 import zlib
 
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, settings
 
 from aim.process_settings import use_offscreen_rendering
 
 use_offscreen_rendering()
+
+# Property tests draw the same examples on every run (a failure reruns as it failed, and CI cannot
+# pass by luck); AIM_HYPOTHESIS_PROFILE=explore draws new ones, and more of them.
+settings.register_profile("aim", derandomize=True, deadline=None, max_examples=25, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("explore", deadline=None, max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("AIM_HYPOTHESIS_PROFILE", "aim"))
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 

@@ -62,10 +62,17 @@ def _read_yaml(path: Path) -> dict:
     try:
         values = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({err})") from err
+        raise ConfigError(f"{path}: not valid YAML ({yaml_problem(err)})") from err
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: a config file must hold a mapping of sections, got {type(values).__name__}")
     return values
+
+
+def yaml_problem(err: yaml.YAMLError) -> str:
+    """One line for a YAML error: what is wrong and where (PyYAML's own text spans several lines)."""
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    mark = getattr(err, "problem_mark", None)
+    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else problem
 
 
 def _apply_override(values: dict, override: str) -> None:
@@ -82,7 +89,7 @@ def _apply_override(values: dict, override: str) -> None:
     try:
         node[leaf] = yaml.safe_load(text) if text else None
     except yaml.YAMLError as err:
-        raise ConfigError(f"override {override!r}: cannot read the value ({err})") from err
+        raise ConfigError(f"override {override!r}: cannot read the value ({yaml_problem(err)})") from err
 
 
 def build_config(cls: type, values: Any, where: str):
@@ -101,6 +108,9 @@ def build_config(cls: type, values: Any, where: str):
     except ConfigError:
         raise
     except (TypeError, ValueError) as err:
+        message = str(err).removeprefix(f"{cls.__name__}.")
+        if message != str(err):  # the dataclass named one of its fields: name it by its key instead
+            raise ConfigError(f"{where}{message}") from err
         raise ConfigError(f"{where.rstrip('.') or 'config'}: {err}") from err
 
 

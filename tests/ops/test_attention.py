@@ -1,11 +1,9 @@
 """aim.ops.attention against its float64 twin: values, gradients, masking, errors, compile."""
 
-import re
-from pathlib import Path
-
 import pytest
 import torch
 
+from aim.errors import UsageError
 from aim.ops import AttentionLayout, TokenSequence, attention, causal
 from aim.ops._native import DTYPE_CODES, bhnd, layout_args, native_module
 from aim.ops.reference import attention_reference
@@ -215,13 +213,6 @@ def test_head_dim_the_native_kernel_lacks(monkeypatch, device, dtype, head_dim):
     assert rel_err(out, ref) < TOLERANCE[dtype]
 
 
-def test_dtype_codes_match_the_shared_header():
-    header = (Path(__file__).parents[2] / "csrc/include/aim/attention_args.h").read_text()
-    codes = {name: int(value) for name, value in re.findall(r"constexpr int (k\w+) = (\d+);", header)}
-    assert codes == {"kFloat32": DTYPE_CODES[torch.float32], "kFloat16": DTYPE_CODES[torch.float16],
-                     "kBFloat16": DTYPE_CODES[torch.bfloat16]}
-
-
 @pytest.mark.parametrize("device", DEVICES)
 def test_deterministic_backward_matches_default_and_repeats_bitwise(device):
     """torch.use_deterministic_algorithms(True) selects the fixed-order dQ pass on CUDA (the CPU
@@ -246,6 +237,51 @@ def test_deterministic_backward_matches_default_and_repeats_bitwise(device):
     for name, a, b, d in zip("qkv", first, second, default):
         assert torch.equal(a, b), f"d{name} differs between two deterministic runs"
         assert rel_err(a, d) < TOLERANCE[dtype], f"d{name}"
+
+
+# ---- CPU: both instruction sets (AIM_CPU_ISA) --------------------------------------------------------
+
+needs_avx2 = pytest.mark.skipif(native_module("cpu").isa(0) != "avx2", reason="this processor has no AVX2")
+
+
+@needs_avx2
+def test_cpu_isa_switch_reaches_the_kernels(monkeypatch):
+    """AIM_CPU_ISA, read by Python on every call and passed to the kernels: generic and avx2 both
+    match the float64 reference, and they are different code (their exp2 and sums round
+    differently, so thousands of outputs cannot all agree bit for bit), while auto is avx2 here."""
+    layout = LAYOUTS["aim-ragged"]()
+    q, k, v = qkv(layout, "cpu", torch.float32, requires_grad=True)
+    dout = torch.randn_like(q)
+    results = {}
+    for isa in ("generic", "avx2", "auto"):
+        monkeypatch.setenv("AIM_CPU_ISA", isa)
+        q.grad = k.grad = v.grad = None
+        out = attention(q, k, v, layout)
+        out.backward(dout)
+        results[isa] = [out.detach(), q.grad, k.grad, v.grad]
+    ref_inputs = [t.detach().double().requires_grad_() for t in (q, k, v)]
+    ref_out, _ = attention_reference(*ref_inputs, layout.to_dense())
+    ref_out.backward(dout.double())
+    for isa, got in results.items():
+        for name, t, r in zip(("out", "dq", "dk", "dv"), got, [ref_out] + [t.grad for t in ref_inputs]):
+            assert rel_err(t, r) < 2 * TOLERANCE[torch.float32], (isa, name)
+    assert all(torch.equal(a, b) for a, b in zip(results["auto"], results["avx2"]))
+    assert not torch.equal(results["generic"][0], results["avx2"][0])
+
+
+def test_cpu_isa_choice_is_checked(monkeypatch):
+    layout = random_layout(100, 0.5)
+    q, k, v = qkv(layout, "cpu", torch.float32)
+    monkeypatch.setenv("AIM_CPU_ISA", "sse")
+    with pytest.raises(UsageError, match="^AIM_CPU_ISA=sse: expected auto, generic or avx2$"):
+        attention(q, k, v, layout)
+
+
+def test_native_modules_take_the_kernel_choice_as_an_argument():
+    module = native_module("cpu")
+    assert module.isa(1) == "generic" and module.isa(0) in ("avx2", "generic")
+    with pytest.raises(ValueError, match="unknown kernel choice code 7"):
+        module.isa(7)
 
 
 # ---- CUDA: both backward kernels (AIM_CUDA_BWD_KERNEL), both dQ modes --------------------------------

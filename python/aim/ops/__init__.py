@@ -4,6 +4,7 @@ from aim.ops.attention import attention
 from aim.ops.backend import (
     AttentionBackend,
     Platform,
+    attention_backend,
     resolve_attention_backend,
     resolve_dense_backend,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "TokenKind",
     "TokenSequence",
     "attention",
+    "attention_backend",
     "causal",
     "dense_attention",
     "full",

@@ -1,7 +1,8 @@
-"""One place that decides which implementation runs attention, with an environment override.
+"""One place that decides which implementation runs attention, with a scoped and an environment override.
 
-``AIM_ATTENTION_BACKEND`` (or ``train.attention_backend``) picks the implementation of the shared
-intent-causal attention (:func:`aim.ops.attention`):
+A caller's scope (``with attention_backend("flex"): ...``, which ``train.attention_backend``
+uses), else ``AIM_ATTENTION_BACKEND`` (read in :mod:`aim.ops.switches`), picks the implementation
+of the shared intent-causal attention (:func:`aim.ops.attention`):
 
 * ``native``: aim's C++/CUDA block-sparse kernels (CPU: every dtype and head_dim 1..256; CUDA:
   float16/bfloat16 at head_dim 64 and 128);
@@ -21,27 +22,36 @@ list: ``flash`` (FlashAttention-4's dense kernel on sm90/sm100, else the classic
 of those that runs the input.
 
 An explicit choice that cannot run the input is a one-line error naming what is missing (package,
-GPU architecture, dtype, head_dim). Each choice is logged once on the ``aim`` logger, with why.
-What is installed and which GPU is there is a :class:`Platform`; tests pass their own.
+GPU architecture, dtype, head_dim) and where the choice came from. Each choice is logged once on
+the ``aim`` logger, with why. What is installed and which GPU is there is a :class:`Platform`;
+tests pass their own.
+
+Under ``torch.compile`` the resolver runs once, while tracing, and its answer is a constant of
+the compiled graph: the scope (or variable) in force at trace time decides, and a later change
+does not recompile that graph.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import enum
 import importlib
 import logging
-import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Callable, Mapping
 
 import torch
 
+from aim.errors import UsageError
+from aim.ops import switches
 from aim.ops._native import import_error, native_module
 
 logger = logging.getLogger("aim")
 
-ENV_VAR = "AIM_ATTENTION_BACKEND"
+ENV_VAR = switches.ATTENTION_BACKEND.name
 
 
 class AttentionBackend(str, enum.Enum):
@@ -52,7 +62,7 @@ class AttentionBackend(str, enum.Enum):
     SDPA = "sdpa"
 
 
-CHOICES = ("auto",) + tuple(b.value for b in AttentionBackend)
+CHOICES = switches.ATTENTION_BACKEND.choices  # "auto" and every AttentionBackend value
 # auto's order after native: block-sparse kernels that skip empty blocks first, then the dense-bias one.
 _FASTEST_FIRST = (AttentionBackend.FLASH, AttentionBackend.FLEX, AttentionBackend.XFORMERS)
 # The dense (cross-attention) backends, fastest first.
@@ -109,11 +119,33 @@ class AttentionInput:
         return f"{self.device_type} {str(self.dtype).removeprefix('torch.')} head_dim {self.head_dim}{grad}"
 
 
-def requested_backend() -> str:
-    value = os.environ.get(ENV_VAR, "auto").strip().lower()
+# (choice, where it came from) of the innermost attention_backend scope with a choice, if any.
+_scoped: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar("aim_attention_backend", default=None)
+
+
+@contextlib.contextmanager
+def attention_backend(name: str, source: str = "attention_backend") -> Iterator[None]:
+    """Run the attention of the code inside with backend ``name`` (one of :data:`CHOICES`),
+    without touching the environment: the choice belongs to this thread or task and ends with
+    the block. ``"auto"`` makes no choice (an enclosing scope, then ``AIM_ATTENTION_BACKEND``,
+    then auto decide). ``source`` names the setting in messages (``train.attention_backend``).
+    """
+    value = str(name).strip().lower()
     if value not in CHOICES:
-        raise ValueError(f"{ENV_VAR}={value!r}: expected one of {', '.join(CHOICES)}")
-    return value
+        raise UsageError(f"{source}={name}: expected one of {', '.join(CHOICES)}")
+    if value == "auto":
+        yield
+        return
+    token = _scoped.set((value, source))
+    try:
+        yield
+    finally:
+        _scoped.reset(token)
+
+
+def requested_backend() -> tuple[str, str]:
+    """(choice, where it came from): the innermost scope's, else the environment variable's."""
+    return _scoped.get() or (switches.ATTENTION_BACKEND.value(), ENV_VAR)
 
 
 def why_not(backend: AttentionBackend, inp: AttentionInput, platform: Platform) -> str | None:
@@ -156,14 +188,14 @@ def _resolve(what: str, check: Callable, auto_order, explicit, device, dtype, he
              platform: Platform | None) -> AttentionBackend:
     inp = AttentionInput(torch.device(device).type, dtype, int(head_dim), bool(requires_grad))
     platform = detect_platform(torch.device(device)) if platform is None else platform
-    requested = requested_backend()
+    requested, source = requested_backend()
     if requested == "auto" or AttentionBackend(requested) not in explicit:
         return _first_that_runs(what, auto_order, check, inp, platform)
     choice = AttentionBackend(requested)
     problem = check(choice, inp, platform)
     if problem:
-        raise ValueError(f"{ENV_VAR}={requested} cannot run {what} on {inp}: {problem}")
-    _announce(what, choice, inp, f"chosen by {ENV_VAR}")
+        raise UsageError(f"{source}={requested} cannot run {what} on {inp}: {problem}")
+    _announce(what, choice, inp, f"chosen by {source}")
     return choice
 
 

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 
 import torch
 
-from aim.ops.layout import BLOCK, AttentionLayout
+from aim.ops.block_map import BLOCK, MASK_WORDS_PER_ROW
+from aim.ops.layout import AttentionLayout
 
-WORDS_PER_ROW = BLOCK // 32  # 32-bit words per row of a stored partial-block mask
 EMPTY, FULL = -2, -1  # block-table entries; >= 0 indexes a stored partial mask
 
 
@@ -53,7 +53,7 @@ class BlockLists:
 class MaskTables:
     """The mask_mod's two lookups: ``blocks`` (num_blocks * num_blocks,) int32, the kind of block
     pair (qb, kb) at qb * num_blocks + kb (EMPTY, FULL or a partial-mask index p); ``bits``
-    (max(P, 1) * BLOCK * WORDS_PER_ROW,) int32, bit c of word (p, row, w) = key column 32 w + c."""
+    (max(P, 1) * BLOCK * MASK_WORDS_PER_ROW,) int32, bit c of word (p, row, w) = key column 32 w + c."""
 
     num_tokens: int
     num_blocks: int
@@ -77,7 +77,7 @@ def mask_tables(layout: AttentionLayout) -> MaskTables:
     """The tables :func:`layout_mask_mod` (and FlashAttention-4's CuTe twin of it) read."""
     masks = layout.masks.cpu()
     if masks.shape[0] == 0:  # no partial block: keep one all-zero mask so every read stays in bounds
-        masks = torch.zeros(1, BLOCK, WORDS_PER_ROW, dtype=torch.int32)
+        masks = torch.zeros(1, BLOCK, MASK_WORDS_PER_ROW, dtype=torch.int32)
     return MaskTables(layout.num_tokens, layout.num_blocks, block_table(layout).flatten().contiguous(),
                       masks.flatten().contiguous())
 
@@ -91,7 +91,7 @@ def layout_mask_mod(tables: MaskTables):
     def mask_mod(b, h, q_idx, kv_idx):
         q, k = q_idx.clamp(max=n - 1), kv_idx.clamp(max=n - 1)
         kind = blocks[(q // BLOCK) * nb + k // BLOCK]
-        word = bits[kind.clamp(min=0) * (BLOCK * WORDS_PER_ROW) + (q % BLOCK) * WORDS_PER_ROW + (k % BLOCK) // 32]
+        word = bits[kind.clamp(min=0) * (BLOCK * MASK_WORDS_PER_ROW) + (q % BLOCK) * MASK_WORDS_PER_ROW + (k % BLOCK) // 32]
         return (kind == FULL) | ((kind >= 0) & (((word >> (k % 32)) & 1) == 1))
 
     return mask_mod

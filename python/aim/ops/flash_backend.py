@@ -13,8 +13,8 @@ from __future__ import annotations
 import torch
 
 from aim.ops.block_tables import flash_block_lists, mask_tables
-from aim.ops.layout import BLOCK, AttentionLayout
-from aim.ops.layout_cache import cached_on
+from aim.ops.block_map import BLOCK
+from aim.ops.layout import AttentionLayout
 
 Tensor = torch.Tensor
 
@@ -33,7 +33,7 @@ def flash_sparse_attention(q: Tensor, k: Tensor, v: Tensor, layout: AttentionLay
     from aim.ops.flash_mask_mod import layout_mask_mod
 
     q_block = flash_query_block(q.device, layout.num_tokens)
-    forward, backward, aux = cached_on(layout, ("flash", q.device, q_block), lambda: _prepare(layout, q.device, q_block))
+    forward, backward, aux = layout.cached(("flash", q.device, q_block), lambda: _prepare(layout, q.device, q_block))
     out, _ = flash_attn_func(
         q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), softmax_scale=scale,
         mask_mod=layout_mask_mod, aux_tensors=aux,

@@ -11,10 +11,10 @@ import cutlass
 import cutlass.cute as cute
 from flash_attn.cute import utils
 
-from aim.ops.block_tables import EMPTY, FULL, WORDS_PER_ROW
-from aim.ops.layout import BLOCK
+from aim.ops.block_map import BLOCK, MASK_WORDS_PER_ROW
+from aim.ops.block_tables import EMPTY, FULL
 
-_MASK_WORDS = BLOCK * WORDS_PER_ROW
+_MASK_WORDS = BLOCK * MASK_WORDS_PER_ROW
 
 
 @cute.jit
@@ -25,7 +25,7 @@ def layout_mask_mod(batch, head, m_idx, n_idx, seqlen_info, aux_tensors):
     q = cutlass.min(m_idx[0], last)
     k = cutlass.min(n_idx[0], last)
     kind = blocks[(q // BLOCK) * num_blocks + k // BLOCK]
-    word = bits[cutlass.max(kind, 0) * _MASK_WORDS + (q % BLOCK) * WORDS_PER_ROW + (k % BLOCK) // 32]
+    word = bits[cutlass.max(kind, 0) * _MASK_WORDS + (q % BLOCK) * MASK_WORDS_PER_ROW + (k % BLOCK) // 32]
     kind_ssa = utils.scalar_to_ssa(kind, cutlass.Int32)
     bit_ssa = utils.scalar_to_ssa((word >> (k % 32)) & 1, cutlass.Int32)
     full = kind_ssa == utils.scalar_to_ssa(FULL, cutlass.Int32)

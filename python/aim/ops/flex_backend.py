@@ -12,10 +12,9 @@ from functools import cache
 
 import torch
 
+from aim.ops.block_map import BLOCK
 from aim.ops.block_tables import layout_mask_mod, mask_tables
 from aim.ops.layout import AttentionLayout
-from aim.ops.layout_cache import cached_on
-from aim.ops.reference import flex_block_mask
 
 Tensor = torch.Tensor
 
@@ -33,7 +32,37 @@ def compiled_flex_attention(device_type: str):
 def layout_block_mask(layout: AttentionLayout, device: torch.device):
     """The layout's FlexAttention BlockMask on ``device`` (built once per layout and device)."""
     build = lambda: flex_block_mask(layout, device, layout_mask_mod(mask_tables(layout).to(device)))  # noqa: E731
-    return cached_on(layout, ("flex", str(device)), build)
+    return layout.cached(("flex", str(device)), build)
+
+
+def flex_block_mask(layout: AttentionLayout, device: torch.device | str, mask_mod=None):
+    """A FlexAttention ``BlockMask`` with exactly the layout's full and partial blocks.
+
+    ``mask_mod`` decides partial blocks per token; the default reads the layout's dense mask.
+    """
+    from torch.nn.attention.flex_attention import BlockMask
+
+    nb, n = layout.num_blocks, layout.num_tokens
+    kinds = layout.block_kinds().to(device)
+    partial, full = kinds == 1, kinds == 2
+
+    def lists(selected: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        counts = selected.sum(-1).to(torch.int32)
+        # Selected key blocks first (ascending), the rest after: Flex reads only the first counts.
+        order = torch.argsort((~selected).to(torch.int8) * nb + torch.arange(nb, device=device), dim=-1)
+        return counts[None, None], order.to(torch.int32)[None, None]
+
+    if mask_mod is None:
+        dense = layout.dense_mask(device)
+
+        def mask_mod(b, h, q_idx, kv_idx):
+            return dense[q_idx.clamp(max=n - 1), kv_idx.clamp(max=n - 1)] & (q_idx < n) & (kv_idx < n)
+
+    kv_num, kv_idx = lists(partial)
+    full_num, full_idx = lists(full)
+    return BlockMask.from_kv_blocks(
+        kv_num, kv_idx, full_num, full_idx, BLOCK_SIZE=BLOCK, mask_mod=mask_mod, seq_lengths=(n, n)
+    )
 
 
 def flex_sparse_attention(q: Tensor, k: Tensor, v: Tensor, layout: AttentionLayout, scale: float) -> Tensor:

@@ -16,8 +16,6 @@ from dataclasses import dataclass
 import torch
 
 from aim.ops.layout import AttentionLayout
-from aim.ops.layout_cache import cached_on
-from aim.ops.reference import dense_mask
 
 Tensor = torch.Tensor
 _ALIGN = 16  # elements: xformers wants the bias rows 16-byte aligned (8 halves, 4 floats); 16 covers both
@@ -78,10 +76,10 @@ def layout_bias(layout: AttentionLayout, device: torch.device, dtype: torch.dtyp
     """What :func:`xformers_sparse_attention` passes for ``layout`` (built once per layout, device, dtype)."""
 
     def build():
-        mask = dense_mask(layout, device)
+        mask = layout.dense_mask(device)
         return packed_segments(mask) or tensor_bias(mask, dtype)
 
-    return cached_on(layout, ("xformers", str(device), dtype), build)
+    return layout.cached(("xformers", str(device), dtype), build)
 
 
 def xformers_sparse_attention(q: Tensor, k: Tensor, v: Tensor, layout: AttentionLayout, scale: float) -> Tensor:

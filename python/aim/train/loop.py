@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ import torch
 
 from aim.data.reader import DatasetReader
 from aim.errors import ConfigError, NonFiniteLossError
-from aim.ops.backend import ENV_VAR as ATTENTION_ENV_VAR
+from aim.ops.backend import attention_backend
 from aim.runtime.bundle import ModelBundle, bundle_metadata
 from aim.runtime.checkpoint import load_checkpoint, save_checkpoint
 from aim.runtime.distributed import (
@@ -69,14 +68,13 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False) -> Tra
         raise ConfigError("data.root is required: the dataset to train on (e.g. data.root=PATH)")
     info = init_distributed(config.train.device)
     try:
-        return _train(config, run_dir, resume, info)
+        with attention_backend(config.train.attention_backend, source="train.attention_backend"):
+            return _train(config, run_dir, resume, info)
     finally:
         shutdown()
 
 
 def _train(config: TrainConfig, run_dir: Path, resume: bool, info: Distributed) -> TrainResult:
-    if config.train.attention_backend != "auto":
-        os.environ[ATTENTION_ENV_VAR] = config.train.attention_backend
     t = config.train
     # Settings the dataset cannot serve are refused here, before the run directory is touched.
     reader = DatasetReader(config.data.root, cache_videos=config.data.cache_clips)
