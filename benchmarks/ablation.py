@@ -34,14 +34,15 @@ import torch
 
 import aim
 from aim.demo.ablation_section import markdown_tables
-from aim.demo.pipeline import DEMO_TASKS, QUICK, RL_VARIANT, VARIANTS, DemoSettings, run_demo
+from aim.demo.pipeline import run_demo
+from aim.demo.settings import DEMO_TASKS, QUICK, RL_VARIANT, VARIANTS, DemoSettings
 from aim.sim.intent_scenes import INTENT_TASKS
 from common import environment, record
 
 SUITES = {"demo": DEMO_TASKS, "intent": INTENT_TASKS}
 SHARED = ("data", "heldout")  # folders every seed of a suite reads: the expert data and the held-out episode
 DEFAULT_JSON = Path(__file__).parent / "results" / "ablation.json"
-# Stage II per seed and suite (benchmarks/RESULTS.md, "Stage II on the intent suite", says why).
+# Stage II per seed and suite: RL_ITERATIONS iterations of one group of 6 episodes per task, SDE noise level 0.3.
 RL_ITERATIONS = 8
 RL_OVERRIDES = ("rollout.groups_per_task=1", "grpo.group_size=6", "grpo.noise_level=0.3", "checkpoint.every=4")
 

@@ -1,14 +1,20 @@
 """Benchmark: aim's block-sparse attention against the PyTorch kernels a user would use instead.
 
 For AIM teacher-forcing layouts (4 chunks; observation, action, video, value and action groups;
-spec §5) of several lengths, times forward and forward+backward of:
+docs/method.md §5) of several lengths, times forward and forward+backward of:
 
-* ``aim``        — aim.ops.attention (native C++ on CPU, CUDA on GPU);
+* ``aim``        — aim's native kernels (C++ on CPU, CUDA on GPU);
+* ``fa4``        — GPU only: FlashAttention-4 (flash-attn-4) on the same block lists, with a
+                   mask_mod that reads our partial-block bit masks (aim.ops' ``flash`` backend);
+* ``xformers``   — GPU only: xformers' memory_efficient_attention with the layout as a tensor
+                   bias (aim.ops' ``xformers`` backend; it computes every block);
 * ``sdpa-mask``  — scaled_dot_product_attention with the dense boolean mask (same function);
 * ``flex``       — FlexAttention, compiled, with the identical BlockMask (forward only on CPU,
                    where Flex has no backward);
 * ``sdpa-dense`` — GPU only: SDPA with NO mask (flash backend): the speed-of-light reference,
                    which computes every block, so its time is not the same function's.
+
+An impl whose package, GPU or head_dim is missing is skipped with the reason printed.
 
 TFLOP/s count only visible (query, key) pairs for the masked kernels (forward 4·pairs·D,
 backward 10·pairs·D per head), and all pairs for ``sdpa-dense``. Prints a table and appends it,
@@ -25,11 +31,15 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from aim.ops import INTENT_CAUSAL, AttentionLayout, TokenSequence, attention
-from aim.ops.reference import dense_mask, flex_block_mask, group_mask_mod, sdpa_attention
+from aim.ops import INTENT_CAUSAL, AttentionBackend, AttentionLayout, TokenSequence
+from aim.ops.attention import attention_with
+from aim.ops.backend import AttentionInput, detect_platform, why_not
+from aim.ops.flex_backend import flex_block_mask
+from aim.ops.reference import group_mask_mod
+from aim.ops.sdpa_backend import masked_sdpa
 from common import environment, median_ms, record
 
-ACTIONS_PER_CHUNK = 32  # spec §2: 16 actions per latent frame, 2 latent frames per chunk
+ACTIONS_PER_CHUNK = 32  # docs/method.md §2: 16 actions per latent frame, 2 latent frames per chunk
 
 
 def aim_clip(target_tokens: int, chunks: int = 4) -> TokenSequence:
@@ -61,15 +71,21 @@ def bench_length(target: int, args, device: torch.device, dtype: torch.dtype) ->
     layout = AttentionLayout.from_tokens(seq)
     n, d = layout.num_tokens, args.head_dim
     pairs = visible_pairs(layout) * args.batch * args.heads
-    mask = dense_mask(layout, device)
+    mask = layout.dense_mask(device)
     shape = (args.batch, args.heads, n, d)
     q, k, v = (torch.randn(shape, device=device, dtype=dtype, requires_grad=True) for _ in range(3))
     dout = torch.randn(shape, device=device, dtype=dtype)
 
-    impls: dict[str, Callable[[], torch.Tensor]] = {
-        "aim": lambda: attention(q, k, v, layout),
-        "sdpa-mask": lambda: sdpa_attention(q, k, v, mask),
-    }
+    impls: dict[str, Callable[[], torch.Tensor]] = {}
+    inp = AttentionInput(device.type, dtype, d, requires_grad=True)
+    for name, backend in (("aim", AttentionBackend.NATIVE), ("fa4", AttentionBackend.FLASH),
+                          ("xformers", AttentionBackend.XFORMERS)):
+        problem = why_not(backend, inp, detect_platform(device))
+        if problem:
+            print(f"  {name}: skipped ({problem})", file=sys.stderr)
+        else:
+            impls[name] = lambda backend=backend: attention_with(backend, q, k, v, layout)
+    impls["sdpa-mask"] = lambda: masked_sdpa(q, k, v, mask)
     if not args.no_flex:
         from torch.nn.attention.flex_attention import flex_attention
 
@@ -117,10 +133,9 @@ def render(rows: list[Row]) -> str:
         "|---:|---:|---|---|---:|---:|---:|",
     ]
     for r in rows:
-        lines.append(
-            f"| {r.tokens} | {r.density:.1%} | {r.impl} | {r.pass_} | {r.ms:.2f} | {r.tflops:.3f} | "
-            f"{r.ms / ref[(r.tokens, r.pass_)]:.2f}x |"
-        )
+        aim_ms = ref.get((r.tokens, r.pass_))
+        ratio = f"{r.ms / aim_ms:.2f}x" if aim_ms else "-"
+        lines.append(f"| {r.tokens} | {r.density:.1%} | {r.impl} | {r.pass_} | {r.ms:.2f} | {r.tflops:.3f} | {ratio} |")
     return "\n".join(lines)
 
 

@@ -1,5 +1,6 @@
 """One CUDA attention forward+backward per dtype and head dim, for compute-sanitizer (default:
-a small ragged clip with partial and empty blocks) and Nsight Compute (--tokens 16384)."""
+a small ragged clip with partial and empty blocks) and Nsight Compute (--tokens 16384).
+--deterministic runs the backward under torch.use_deterministic_algorithms (the dQ pass)."""
 
 import argparse
 
@@ -14,7 +15,9 @@ def main() -> None:
     parser.add_argument("--heads", type=int, default=2)
     parser.add_argument("--dtypes", nargs="+", default=["bfloat16", "float16"])
     parser.add_argument("--head-dims", type=int, nargs="+", default=[64, 128])
+    parser.add_argument("--deterministic", action="store_true", help="dQ by the fixed-order pass, not atomics")
     args = parser.parse_args()
+    torch.use_deterministic_algorithms(args.deterministic)
     if args.tokens:
         f = round((args.tokens / 4 - 64) / 5)
         seq = TokenSequence.teacher_forcing_clip(4, f, 32, 2 * f, 2 * f, 32)

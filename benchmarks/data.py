@@ -3,7 +3,7 @@
 For each view size (quick: 32 x 32; full: 32 x 32 and the spec's 256 x 320), in the same run:
 
 * collection: Meta-World pick-place-v3 expert episodes with value-map labels, three views
-  (quick: one; ``aim.data.collect.rollout``): seconds per episode (wall and CPU; the CPU time includes
+  (quick: one; ``aim.sim.collect.rollout``): seconds per episode (wall and CPU; the CPU time includes
   MuJoCo's EGL software-renderer threads, so 60 / CPU seconds is episodes per minute per core)
   and single-view renders per second (``MetaWorldEnv.render``, all views, per view);
 * loader: a dataset of those episodes (default VP9 codec, several episodes per mp4) read by
@@ -35,15 +35,22 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from common import RESULTS, environment, median_ms, record
 
-# Before metaworld is imported: this import (through aim.sim.metaworld_env) selects MuJoCo's EGL backend.
-from aim.data.collect import DEFAULT_CAMERAS, FPS, CollectSettings, _environment, rollout
-from aim.data import CanvasLayout, ClipDataset, DatasetWriter, ViewSlot, available_backends, video_backend
+from aim.data import (
+    CanvasLayout,
+    ClipDataset,
+    DatasetWriter,
+    ViewSlot,
+    available_backends,
+    video_backend,
+)
 from aim.model import AIMTransformer, preset
 from aim.model.clip import ClipStructure
 from aim.model.flow_matching import FlowMatchingConfig, training_loss
 from aim.model.video_tokenizers import PixelPatchTokenizer
-from common import RESULTS, environment, median_ms, record
+from aim.process_settings import use_offscreen_rendering
+from aim.sim.collect import DEFAULT_CAMERAS, FPS, CollectSettings, _environment, expert_episode
 
 TASK = "pick-place-v3"
 CAMERAS = DEFAULT_CAMERAS  # two fixed views and the one on the hand, as aim collect
@@ -78,7 +85,7 @@ def collection_rows(cameras: tuple[str, ...], size: tuple[int, int], episodes: i
     render_ms = median_ms(env.render, CPU, 1, 5)
     collected, seeds = [], iter(range(1000))
     cpu0 = time.process_time()
-    ms = median_ms(lambda: collected.append(rollout(TASK, next(seeds), settings)), CPU, 0, episodes)
+    ms = median_ms(lambda: collected.append(expert_episode(TASK, next(seeds), settings)), CPU, 0, episodes)
     cpu_s = (time.process_time() - cpu0) / episodes
     collected = [e for e in collected if e is not None]
     label = f"{size[0]}x{size[1]}"
@@ -211,4 +218,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    use_offscreen_rendering()  # an entry point: Meta-World renders offscreen
     main()

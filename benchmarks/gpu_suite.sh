@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
-# One command for a lent GPU session (see ../shared/GPU.md): build with CUDA, then, in priority
+# One command for a lent GPU session: build with CUDA, then, in priority
 # order, the value-map CUDA tests, compute-sanitizer on them, the value-map benchmark, the attention
-# CUDA tests (both forward kernels) and sanitizer, the attention, training and model benchmarks, and
-# Nsight Compute on the attention kernels.
+# CUDA tests (both forward kernels) and sanitizer, the backward kernels' tests and sanitizer (the
+# Hopper and the portable backward, atomic and deterministic dQ), the attention benchmarks (default
+# kernels, then the portable and the deterministic backward), training and model benchmarks, and
+# Nsight Compute on the attention kernels and on the Hopper backward.
 #
 # A lease is short, so the suite runs inside a time budget (AIM_GPU_BUDGET_S seconds, default 1500):
 # each stage gets its own limit or what is left of the budget, whichever is less, and stages that no
 # longer fit are skipped and named in the summary. Logs go to a scratch folder and, at the end, into
 # one archive under $OUT (the device tool returns at most 8 files); a short summary is printed last.
-# AIM_GPU_STAGES picks stages after the build (default: all of value-maps attention attention-bench
-# train model ncu).
+# AIM_GPU_STAGES picks stages after the build (default: all of value-maps attention attention-bwd
+# attention-bench attention-bwd-bench train model ncu ncu-bwd). The stage `backends` (not in the default)
+# installs FlashAttention-4 and xformers from wheels carried in .whl/ (benchmarks/install_carried_wheels.sh;
+# how to carry them in two calls: benchmarks/fetch_gpu_wheels.sh), then tests and benchmarks every
+# attention backend.
 # Usage: AIM_GPU_BUDGET_S=400 [AIM_GPU_STAGES="value-maps train"] bash benchmarks/gpu_suite.sh [attention.py args]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +22,7 @@ REPO=$PWD
 OUT=${OUT:-/tmp/aim-gpu}
 LOGS=$(mktemp -d /tmp/aim-gpu-logs.XXXX)
 BUDGET=${AIM_GPU_BUDGET_S:-1500}
-STAGES=" ${AIM_GPU_STAGES:-value-maps attention attention-bench train model ncu} "
+STAGES=" ${AIM_GPU_STAGES:-value-maps attention attention-bwd attention-bench attention-bwd-bench train model ncu ncu-bwd} "
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 PY=${PYTHON:-python3}
@@ -80,11 +85,54 @@ for tool in memcheck racecheck; do
 done
 fi
 
+if want attention-bwd; then
+stage "attention backward: both kernels (tests, sanitizer)"
+record "backward SASS" "$(cuobjdump -sass "$module" 2>/dev/null | grep -cE 'UTMALDG') TMA loads, \
+$(cuobjdump -sass "$module" 2>/dev/null | grep -c 'USETMAXREG') setmaxnreg, $(cuobjdump -sass "$module" 2>/dev/null | grep -c STSM) stmatrix"
+# Both kernels x both dQ modes against the float64 reference, poisoned gradients, strided inputs
+# (each test sets AIM_CUDA_BWD_KERNEL itself; sm90 there means an error, never a silent fallback).
+run "backward tests (sm90 + portable, atomic + deterministic)" 240 tests-attention-bwd.log \
+  $PY -m pytest "$REPO/tests/ops/test_attention.py" -q -p no:cacheprovider \
+  -k "cuda_backward or cuda_native_backward or deterministic or kernel_choice"
+tail -3 "$LOGS/tests-attention-bwd.log"
+# Every other CUDA attention test with the Hopper backward forced (in "auto" a backward that
+# cannot build its TMA maps falls back to the portable one; forced, that is an error).
+AIM_CUDA_BWD_KERNEL=sm90 run "attention tests (AIM_CUDA_BWD_KERNEL=sm90)" 120 tests-attention-bwd-sm90.log \
+  $PY -m pytest "$REPO/tests/ops/test_attention.py" -q -k cuda -p no:cacheprovider
+# memcheck and racecheck on both backwards (atomic dQ), memcheck of the deterministic dQ pass,
+# synccheck of the Hopper one's named barriers: the small ragged case, both dtypes and head dims.
+sanitize() {  # sanitize TOOL KERNEL MODE
+  local flag; flag=$([ "$3" = deterministic ] && echo --deterministic)
+  AIM_CUDA_BWD_KERNEL=$2 run "$1 backward ($2, $3 dQ)" 90 "sanitizer-$1-bwd-$2-$3.log" \
+    compute-sanitizer --tool "$1" --error-exitcode 3 $PY "$REPO/benchmarks/cuda_attention_case.py" $flag
+}
+for kernel in sm90 portable; do
+  sanitize memcheck $kernel atomic
+  sanitize racecheck $kernel atomic
+  sanitize memcheck $kernel deterministic
+done
+sanitize synccheck sm90 atomic
+fi
+
 if want attention-bench; then
 stage "attention benchmark"
 run "attention benchmark" 180 bench-attention.md $PY "$REPO/benchmarks/attention.py" --device cuda --no-record "$@"
 AIM_CUDA_FWD_KERNEL=portable run "attention benchmark (portable forward, 16k)" 60 bench-attention-portable.md \
   $PY "$REPO/benchmarks/attention.py" --device cuda --no-record --no-flex --tokens 16384
+fi
+if want attention-bwd-bench; then
+stage "attention backward benchmark (forward+backward at 4k, 16k, 32k)"
+# The default run (attention-bench) times the Hopper backward against FlexAttention (and fa4 where
+# benchmarks/attention.py has it); these time the portable backward and the deterministic dQ pass
+# in the same session, for the ratios.
+AIM_CUDA_BWD_KERNEL=portable run "attention benchmark (portable backward)" 150 bench-attention-bwd-portable.md \
+  $PY "$REPO/benchmarks/attention.py" --device cuda --no-record --no-flex --tokens 4096 16384 32768
+run "attention benchmark (deterministic dQ)" 150 bench-attention-bwd-deterministic.md $PY -c "
+import runpy, sys, torch
+torch.use_deterministic_algorithms(True, warn_only=True)  # warn_only: SDPA's backwards have no deterministic mode
+sys.path.insert(0, '$REPO/benchmarks')
+sys.argv = ['attention.py', '--device', 'cuda', '--no-record', '--no-flex', '--tokens', '4096', '16384', '32768']
+runpy.run_path('$REPO/benchmarks/attention.py', run_name='__main__')"
 fi
 want train && run "training benchmark (aim-1b)" 240 bench-train.md $PY "$REPO/benchmarks/train.py" --device cuda --no-record
 if want model; then
@@ -92,6 +140,31 @@ run "model benchmark (aim-1b)" 120 bench-model-1b.md $PY "$REPO/benchmarks/model
   --no-record
 run "model benchmark (wan22-5b)" 120 bench-model-5b.md $PY "$REPO/benchmarks/model.py" --device cuda \
   --presets wan22-5b --backends native --no-record
+fi
+
+if want backends; then
+stage "attention backends: carried wheels, tests of every backend, benchmarks per backend"
+if [ -d "$REPO/.whl" ]; then
+  if site=$(bash "$REPO/benchmarks/install_carried_wheels.sh" /tmp/site 2>"$LOGS/wheels.log"); then
+    export PYTHONPATH=$site
+    record "carried wheels" "ok: $(grep -E '^(installed|unpacked)' "$LOGS/wheels.log" | paste -sd';')"
+  else
+    record "carried wheels" "FAILED: $(tail -1 "$LOGS/wheels.log")"
+  fi
+fi
+run "backend probe" 120 backends-probe.log \
+  $PY -c "import torch; from aim.ops.backend import describe; print(describe(torch.device('cuda')))"
+grep -E "flash|xformers" "$LOGS/backends-probe.log" | head -12
+run "backend tests" 330 tests-backends.log \
+  $PY -m pytest "$REPO/tests/ops/test_backends_gpu.py" -q -rs -p no:cacheprovider
+tail -5 "$LOGS/tests-backends.log"
+run "attention benchmark (every backend)" 150 bench-attention-backends.md \
+  $PY "$REPO/benchmarks/attention.py" --device cuda --no-record --tokens 4096 16384
+run "model benchmark (aim-1b, every backend)" 240 bench-model-backends.md \
+  $PY "$REPO/benchmarks/model.py" --device cuda --presets aim-1b --repeats 3 --inference-repeats 2 --no-record
+for table in bench-attention-backends.md bench-model-backends.md; do
+  if [ -s "$LOGS/$table" ]; then echo "--- $table"; grep -E '^\||^###|skipped' "$LOGS/$table" | head -40; fi
+done
 fi
 
 if want ncu; then
@@ -105,7 +178,15 @@ for kernel in default portable; do
 done
 fi
 
-for table in bench-value-maps.md bench-attention.md bench-train.md; do
+if want ncu-bwd; then
+stage "Nsight Compute: Hopper backward (16k tokens, bf16, 16 x 128)"
+run "ncu (sm90 backward)" 150 ncu-bwd-sm90.txt \
+  ncu --clock-control none -k regex:attention_bwd_sm90 --launch-count 2 --section SpeedOfLight --section Occupancy \
+  --section WarpStateStats --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis --section LaunchStats \
+  $PY "$REPO/benchmarks/cuda_attention_case.py" --tokens 16384 --heads 16 --dtypes bfloat16 --head-dims 128
+fi
+
+for table in bench-value-maps.md bench-attention.md bench-attention-bwd-portable.md bench-attention-bwd-deterministic.md bench-train.md; do
   if [ -s "$LOGS/$table" ]; then echo "--- $table"; grep -E '^\||^###|GB/s' "$LOGS/$table" | head -40; fi
 done
 finish

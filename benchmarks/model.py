@@ -1,11 +1,14 @@
 """Benchmark: AIM training steps and chunk inference, per preset and attention backend.
 
-For each preset, on one teacher-forcing clip per sample (spec §5 layout), measures in the same run:
+For each preset, on one teacher-forcing clip per sample (the layout of docs/method.md §5), measures in the same run:
 
 * training step (flow-matching loss, backward, AdamW step) time, tokens/s and peak memory, with
-  the shared attention run by ``native`` (aim.ops.attention's C++/CUDA kernels), ``sdpa``
-  (PyTorch SDPA with the dense mask) and, where it has a backward (GPU), ``flex``
-  (FlexAttention, compiled, with the identical BlockMask);
+  the shared attention run by each backend of aim.ops (``AIM_ATTENTION_BACKEND``): ``native``
+  (aim's C++/CUDA kernels), ``flash`` (FlashAttention-4 on the same block lists), ``flex``
+  (FlexAttention, compiled, identical BlockMask; GPU only, as it has no CPU backward),
+  ``xformers`` (tensor bias) and ``sdpa`` (dense mask); a backend that cannot run the preset
+  (package, GPU architecture, head_dim) is skipped with the reason printed. The text
+  cross-attention follows the same setting (FlashAttention, xformers or SDPA);
 * per-chunk inference latency of :class:`aim.model.sampler.Rollout` with the KV cache and
   without (full recomputation at every denoising step).
 
@@ -29,9 +32,9 @@ from aim.model import AIMTransformer, count_parameters, preset
 from aim.model.clip import ClipStructure
 from aim.model.flow_matching import FlowMatchingConfig, training_loss
 from aim.model.sampler import Rollout, SamplerConfig
-from aim.ops.reference import flex_block_mask
+from aim.ops import AttentionBackend
+from aim.ops.backend import ENV_VAR, AttentionInput, detect_platform, why_not
 from common import environment, median_ms, record
-
 
 
 @dataclass
@@ -46,37 +49,31 @@ class Row:
     peak_gib: float | None
 
 
-def flex_attention_fn():
-    """aim's layout as a FlexAttention BlockMask (built once per layout), compiled flex kernel."""
-    from torch.nn.attention.flex_attention import flex_attention
-
-    compiled = torch.compile(flex_attention)
-    masks: dict[int, object] = {}
-
-    def run(q, k, v, layout):
-        if id(layout) not in masks:
-            masks[id(layout)] = flex_block_mask(layout, q.device)
-        return compiled(q, k, v, block_mask=masks[id(layout)])
-
-    return run
-
-
 @contextlib.contextmanager
-def attention_backend(impl: str, model: AIMTransformer):
-    """Runs the model's shared attention (cached and uncached passes) with ``impl`` (native, sdpa or flex)."""
-    previous_env, previous_fn = os.environ.get("AIM_ATTENTION_BACKEND"), model.attention_fn
-    if impl == "flex":
-        model.attention_fn = flex_attention_fn()
-    else:
-        os.environ["AIM_ATTENTION_BACKEND"] = impl
+def attention_backend(impl: str):
+    """Runs the model's attention (cached and uncached passes, and the cross-attention) with ``impl``."""
+    previous = os.environ.get(ENV_VAR)
+    os.environ[ENV_VAR] = impl
     try:
         yield
     finally:
-        model.attention_fn = previous_fn
-        if previous_env is None:
-            os.environ.pop("AIM_ATTENTION_BACKEND", None)
+        if previous is None:
+            os.environ.pop(ENV_VAR, None)
         else:
-            os.environ["AIM_ATTENTION_BACKEND"] = previous_env
+            os.environ[ENV_VAR] = previous
+
+
+def runnable_backends(names: list[str], device: torch.device, dtype: torch.dtype, head_dim: int) -> list[str]:
+    """The backends among ``names`` that can train at ``head_dim`` here; the others are named with why not."""
+    kept = []
+    for name in names:
+        problem = why_not(AttentionBackend(name), AttentionInput(device.type, dtype, head_dim, True),
+                          detect_platform(device))
+        if problem:
+            print(f"  {name}: skipped ({problem})", file=sys.stderr)
+        else:
+            kept.append(name)
+    return kept
 
 
 def clip_inputs(model: AIMTransformer, structure: ClipStructure, batch: int, grid: tuple[int, int], device, dtype):
@@ -120,11 +117,11 @@ def bench_preset(name: str, args, device: torch.device, dtype: torch.dtype) -> l
         optimizer.step()
 
     rows = []
-    impls = args.backends or (["native", "flex", "sdpa"] if device.type == "cuda" else ["native", "sdpa"])
+    impls = runnable_backends(args.backends or [b.value for b in AttentionBackend], device, dtype, config.head_dim)
     for impl in impls:
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        with attention_backend(impl, model):
+        with attention_backend(impl):
             ms = median_ms(step, device, args.warmup, args.repeats)
         peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
         rows.append(Row(name, params, tokens, "train step", impl, ms, args.batch * tokens / ms * 1e3, peak))
@@ -136,7 +133,7 @@ def bench_preset(name: str, args, device: torch.device, dtype: torch.dtype) -> l
     video, _, actions, text = clip
     for impl in impls:
         for use_cache in (True, False):
-            with attention_backend(impl, model):
+            with attention_backend(impl):
                 rollout = second_chunk_rollout(model, structure, sampler, use_cache, video, actions, text)
                 ms = median_ms(rollout.predict_chunk, device, 0, args.inference_repeats)
             label = f"{impl}, {'KV cache' if use_cache else 'recompute'}"
@@ -173,7 +170,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--presets", nargs="+", default=None)
-    parser.add_argument("--backends", nargs="+", choices=["native", "sdpa", "flex"], default=None)
+    parser.add_argument("--backends", nargs="+", choices=[b.value for b in AttentionBackend], default=None,
+                        help="default: every backend that can run the preset here")
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--chunks", type=int, default=2)
     parser.add_argument("--frames-per-chunk", type=int, default=2)

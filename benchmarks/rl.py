@@ -23,14 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from common import environment, record
 
-from aim.demo.pipeline import DEMO_TASKS, DemoSettings
+from aim.demo.settings import DEMO_TASKS, DemoSettings
 from aim.eval.runner import EvalSettings, evaluate
 from aim.eval.statistics import wilson_interval
+from aim.process_settings import use_offscreen_rendering
 from aim.rl.config import load_rl_config
 from aim.rl.loop import reinforce
-from aim.train.monitor import read_metrics
-from common import environment, record
+from aim.runtime.monitor import read_metrics
 
 # Variant -> (lambda_d, lambda_s).
 REWARDS = {"dense + sparse": (1.0, 1.0), "dense only": (1.0, 0.0), "sparse only": (0.0, 1.0)}
@@ -145,4 +146,5 @@ def _table(rows: list[Row]) -> str:
 
 
 if __name__ == "__main__":
+    use_offscreen_rendering()  # an entry point: Meta-World renders offscreen
     main()

@@ -8,10 +8,12 @@ the process's peak resident set; GPU: PyTorch's peak allocation).
 
 CPU default: the ``tiny`` preset (pixel tokenizer, 16 x 16 head view) with the native attention
 and with SDPA, on 1 process (all cores, and one thread) and on 2 DDP processes (cores split between them). FlexAttention
-has no backward on CPU (torch 2.13, shared/spec/ECOSYSTEM.md), so it cannot train here; its GPU
+has no backward on CPU (torch 2.13), so it cannot train here; its GPU
 training step is measured by benchmarks/model.py. GPU (``--device cuda --preset aim-1b``): the
 1.5B preset on 128 x 128 views through a 4 x 4 pixel tokenizer (48 latent channels, as the
-preset expects, so no VAE weights are needed), bf16 autocast, activation checkpointing.
+preset expects, so no VAE weights are needed), bf16 autocast, activation checkpointing, once per
+attention backend that can run it here (native, flash, flex, xformers, sdpa; ``--backends`` picks,
+the others are printed with the reason they cannot run).
 
 Prints a table and appends it with device, versions and date to benchmarks/RESULTS.md
 (``--no-record`` to skip).
@@ -30,11 +32,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from common import environment, record
 
 import aim
 from aim.data import DatasetWriter, Episode
-from aim.train.monitor import read_metrics
-from common import environment, record
+from aim.model import preset as model_preset
+from aim.ops import AttentionBackend
+from aim.runtime.monitor import read_metrics
+from model import runnable_backends
 
 CAMERAS = ("head", "left_wrist", "right_wrist")
 
@@ -103,6 +108,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="optimiser steps per run (default: 25 cpu, 30 cuda)")
     parser.add_argument("--warmup", type=int, default=5, help="first steps left out of the medians")
     parser.add_argument("--batch-size", type=int, default=None, help="global clips per step (default: 8 cpu, 4 cuda)")
+    parser.add_argument("--backends", nargs="+", choices=[b.value for b in AttentionBackend], default=None,
+                        help="GPU: attention backends to train with (default: every one that can run the preset)")
     parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -115,7 +122,9 @@ def main() -> None:
     cores = os.cpu_count() or 1
     if cuda:
         size, view, spatial, extra = 128, 128, 4, ["model.gradient_checkpointing=true", "train.precision=bf16"]
-        plans = [("native", 1, cores), ("sdpa", 1, cores)]
+        names = args.backends or [b.value for b in AttentionBackend]
+        head_dim = model_preset(preset).head_dim
+        plans = [(b, 1, cores) for b in runnable_backends(names, torch.device("cuda"), torch.bfloat16, head_dim)]
     else:
         size, view, spatial, extra = 64, 16, 2, []
         # One process with all cores and with one thread: on a shared machine, OpenMP threads that

@@ -7,7 +7,7 @@
   foreach, on the tiny model's parameters.
 * ``host memory``: a whole tiny-model training step (the demo's clip: 2 chunks, one 12 x 8 frame
   per chunk, 8 actions per frame; batch 8; forward, backward, AdamW) in a fresh process with and
-  without aim.train.host_memory.retain_freed_memory: median step time and minor page faults per step.
+  without aim.process_settings.retain_freed_memory: median step time and minor page faults per step.
 
 One thread, as the demo trains. Prints a table and appends it with the machine, versions and date
 to benchmarks/RESULTS.md (``--no-record`` to skip).
@@ -23,16 +23,16 @@ import sys
 import time
 
 import torch
+from common import environment, median_ms, record
+from model import clip_inputs
 
 from aim.model import AIMTransformer, preset
 from aim.model.clip import ClipStructure
 from aim.model.flow_matching import FlowMatchingConfig, training_loss
 from aim.model.rope import apply_rotary
+from aim.runtime.optim import make_optimizer
 from aim.train.config import OptimConfig
-from aim.train.host_memory import retain_freed_memory
-from aim.train.optim import make_optimizer
-from common import environment, median_ms, record
-from model import clip_inputs
+from aim.process_settings import retain_freed_memory
 
 DEMO_STRUCTURE = ClipStructure(num_chunks=2, observation_frames=1, frames_per_chunk=1, actions_per_frame=8)
 DEMO_GRID = (8, 12)

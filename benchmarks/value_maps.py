@@ -5,7 +5,7 @@ Three views of 256 x 320 (the AIM canvas views), float32:
 * ``render``  — render_value_maps vs render_value_maps_reference, forward (annotation) and, at
   the smallest size (the twin's backward is slow), forward+backward with gradients to the points;
 * ``sample``  — sample_value_maps vs sample_value_maps_reference (grid_sample), forward, and
-  forward+backward with gradients to the points only (frozen maps: the RL reward of spec §6) and
+  forward+backward with gradients to the points only (frozen maps: the RL reward of docs/method.md §6) and
   to the maps and the points (training through the map).
 
 Bandwidth counts the bytes an op must move at least: its inputs and outputs once, plus 4

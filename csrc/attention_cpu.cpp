@@ -3,8 +3,8 @@
 //
 // Every 128-token block of q, k, v (any dtype, any row stride) is first converted into a float32
 // scratch tile; all math then runs on such tiles with register-blocked micro-kernels
-// (aim/cpu_kernels.h), chosen once per process: AVX2+FMA where the processor has it, portable C++
-// otherwise.
+// (aim/cpu_kernels.h), chosen per call by the caller's KernelChoice: AVX2+FMA where the processor
+// has it (auto, specialised), portable C++ otherwise.
 //
 // Forward, one task per (batch, head, query block), keys ascending (by_query):
 //   St[key][query] = K Q^T           (Q^T packed once per task, pre-scaled by scale*log2(e))
@@ -106,7 +106,7 @@ void transpose_pad(const float* src, int lds, int n, int D, float* dst, int ldd,
 }
 
 void check_args(int dtype, const AttentionShape& s, const LayoutView& layout) {
-  if (dtype < 0 || dtype > 2) throw std::invalid_argument("unknown dtype code " + std::to_string(dtype));
+  if (dtype < kFloat32 || dtype > kBFloat16) throw std::invalid_argument("unknown dtype code " + std::to_string(dtype));
   if (s.head_dim < 1 || s.head_dim > 256)
     throw std::invalid_argument("head_dim must be in 1..256 on CPU, got " + std::to_string(s.head_dim));
   if (s.batch < 0 || s.heads < 0 || s.tokens < 0) throw std::invalid_argument("negative shape");
@@ -505,22 +505,28 @@ void backward_impl(int dtype, const AttentionShape& s, const StridedBHND& q, con
 }
 
 // ---------------------------------------------------------------------------------------------
-// Instruction-set choice, once per process.
+// Instruction-set choice: the caller's, against the processor's features (probed once).
 
-bool use_avx2() {
-  static const bool v = [] {
-    const char* env = std::getenv("AIM_CPU_ISA");
-    if (env && std::string(env) == "generic") return false;
-    return kern::avx2_supported();
-  }();
+bool avx2_available() {
+  static const bool v = kern::avx2_supported();
   return v;
+}
+
+bool use_avx2(KernelChoice isa) {
+  if (isa == KernelChoice::kPortable) return false;
+  if (isa == KernelChoice::kSpecialised && !avx2_available()) {
+    throw std::invalid_argument("CPU attention: the avx2 kernels were asked for, but this processor lacks AVX2, FMA "
+                                "or F16C (use auto or generic)");
+  }
+  return avx2_available();
 }
 
 }  // namespace
 
-const char* isa_name() {
+const char* isa_name(KernelChoice isa) {
+  [[maybe_unused]] const bool avx2 = use_avx2(isa);  // kSpecialised without AVX2 throws
 #if AIM_CPU_X86
-  if (use_avx2()) return kern::Avx2::name();
+  if (avx2) return kern::Avx2::name();
 #endif
   return kern::Generic::name();
 }
@@ -532,10 +538,11 @@ void set_backward_schedule(int mode) {
 
 void attention_forward(int dtype, const AttentionShape& shape, const StridedBHND& q, const StridedBHND& k,
                        const StridedBHND& v, const StridedBHND& out, float* lse,
-                       const LayoutView& layout) {
+                       const LayoutView& layout, KernelChoice isa) {
   check_args(dtype, shape, layout);
+  [[maybe_unused]] const bool avx2 = use_avx2(isa);  // kSpecialised without AVX2 throws
 #if AIM_CPU_X86
-  if (use_avx2()) return forward_impl<kern::Avx2>(dtype, shape, q, k, v, out, lse, layout);
+  if (avx2) return forward_impl<kern::Avx2>(dtype, shape, q, k, v, out, lse, layout);
 #endif
   forward_impl<kern::Generic>(dtype, shape, q, k, v, out, lse, layout);
 }
@@ -543,10 +550,11 @@ void attention_forward(int dtype, const AttentionShape& shape, const StridedBHND
 void attention_backward(int dtype, const AttentionShape& shape, const StridedBHND& q, const StridedBHND& k,
                         const StridedBHND& v, const StridedBHND& out, const StridedBHND& dout,
                         const float* lse, const StridedBHND& dq, const StridedBHND& dk,
-                        const StridedBHND& dv, float* delta, const LayoutView& layout) {
+                        const StridedBHND& dv, float* delta, const LayoutView& layout, KernelChoice isa) {
   check_args(dtype, shape, layout);
+  [[maybe_unused]] const bool avx2 = use_avx2(isa);  // kSpecialised without AVX2 throws
 #if AIM_CPU_X86
-  if (use_avx2())
+  if (avx2)
     return backward_impl<kern::Avx2>(dtype, shape, q, k, v, out, dout, lse, dq, dk, dv, delta,
                                      layout);
 #endif

@@ -18,39 +18,42 @@
 namespace aim {
 namespace cpu {
 
-// Throws std::invalid_argument for an unknown dtype, head_dim outside 1..256, or a layout whose
-// num_tokens / num_blocks disagree with shape.tokens.
+// Throws std::invalid_argument for an unknown dtype, head_dim outside 1..256, a layout whose
+// num_tokens / num_blocks disagree with shape.tokens, or isa = kSpecialised on a processor
+// without AVX2, FMA and F16C. `isa` picks the micro-kernels (see isa_name).
 void attention_forward(int dtype, const AttentionShape& shape, const StridedBHND& q, const StridedBHND& k,
                        const StridedBHND& v, const StridedBHND& out, float* lse,
-                       const LayoutView& layout);
+                       const LayoutView& layout, KernelChoice isa);
 
 // lse: the forward's (B,H,N) float32, contiguous. delta: (B,H,N) float32 workspace, contiguous;
 // it is overwritten with rowsum(dout * out).
 void attention_backward(int dtype, const AttentionShape& shape, const StridedBHND& q, const StridedBHND& k,
                         const StridedBHND& v, const StridedBHND& out, const StridedBHND& dout,
                         const float* lse, const StridedBHND& dq, const StridedBHND& dk,
-                        const StridedBHND& dv, float* delta, const LayoutView& layout);
+                        const StridedBHND& dv, float* delta, const LayoutView& layout, KernelChoice isa);
 
 // The kernel set bind_attention_ops (aim/native_api.h) binds: the CPU needs no stream and no dq
 // workspace (dq is summed deterministically, without atomics).
 struct AttentionKernels {
   static void forward(int dtype, const AttentionShape& shape, const StridedBHND& q, const StridedBHND& k,
                       const StridedBHND& v, const StridedBHND& out, float* lse, const LayoutView& layout,
-                      uintptr_t /*stream*/) {
-    attention_forward(dtype, shape, q, k, v, out, lse, layout);
+                      KernelChoice isa, uintptr_t /*stream*/) {
+    attention_forward(dtype, shape, q, k, v, out, lse, layout, isa);
   }
   static void backward(int dtype, const AttentionShape& shape, const StridedBHND& q, const StridedBHND& k,
                        const StridedBHND& v, const StridedBHND& out, const StridedBHND& dout, const float* lse,
                        const StridedBHND& dq, const StridedBHND& dk, const StridedBHND& dv, float* delta,
-                       float* /*dq_accum*/, const LayoutView& layout, uintptr_t /*stream*/) {
-    attention_backward(dtype, shape, q, k, v, out, dout, lse, dq, dk, dv, delta, layout);
+                       float* /*dq_accum*/, const LayoutView& layout, bool /*deterministic: always*/,
+                       KernelChoice isa, uintptr_t /*stream*/) {
+    attention_backward(dtype, shape, q, k, v, out, dout, lse, dq, dk, dv, delta, layout, isa);
   }
 };
 
-// The instruction set the kernels run with: "avx2" (AVX2+FMA+F16C, chosen at run time when the
-// processor has it) or "generic" (portable C++). AIM_CPU_ISA=generic in the environment forces the
-// portable kernels (read once, at the first call).
-const char* isa_name();
+// The instruction set a call with `isa` runs: "avx2" (AVX2+FMA+F16C) for kAuto where the processor
+// has it and for kSpecialised (an std::invalid_argument where it has not), "generic" (portable
+// C++) for kPortable and for kAuto elsewhere. The choice arrives with every call (Python reads
+// AIM_CPU_ISA, python/aim/ops/switches.py); only the processor's features are probed once.
+const char* isa_name(KernelChoice isa);
 
 // How the backward splits its work (a test hook; results are bitwise identical either way):
 // 0 auto, 1 one task per (batch, head) computing dq, dk, dv together, 2 two passes (dk/dv per key

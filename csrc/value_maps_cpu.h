@@ -4,9 +4,9 @@
 //
 // Inputs are contiguous: points (B, T, P, 3), point_mask (B, T, P) bytes (0/1), intrinsics
 // (B, V, 3, 3), extrinsics (B, T, V, 4, 4), view boxes (V, 6) or null; outputs are contiguous:
-// maps (B, T, V, H, W), values (B, T, P, V), valid (B, T, P, V) bytes. `dtype` is
-// aim::vmap::kFloat32 or kFloat64 for every floating tensor of a call. Deterministic: every output
-// element is written by one thread in a fixed order.
+// maps (B, T, V, H, W), values (B, T, P, V), valid (B, T, P, V) bytes. `dtype` is aim::kFloat32
+// or aim::kFloat64 (aim/native_codes.h) for every floating tensor of a call. Deterministic: every
+// output element is written by one thread in a fixed order.
 #pragma once
 
 #include <cstdint>

@@ -9,8 +9,10 @@
 //      atomics (dS goes through shared memory for the transposed operand);
 //   3. dq = dq_accum converted to the element type.
 // See NOTES.md beside this file.
+#include "attention_parts.h"
 #include "launch_common.cuh"
 #include "mma_helpers.cuh"
+#include "portable_tiles.cuh"
 
 namespace aim {
 namespace gpu {
@@ -57,20 +59,6 @@ struct BwdTraits {
   static_assert(kDqCols % kDqChunk == 0 && kDqChunk % 16 == 0, "dQ column chunks");
 };
 
-template <typename T>
-struct BwdParams {
-  TensorBHND<const T> q, k, v, dout;
-  TensorBHND<T> dk, dv;
-  const float* lse;
-  const float* delta;
-  float* dq_accum;
-  int64_t tokens;
-  int heads;
-  float scale;
-  float scale_log2;
-  LayoutView layout;
-};
-
 struct QTile {
   int64_t q0;  // first query token of the 64-query sub-tile
   int part;    // partial index (< 0: fully visible)
@@ -79,7 +67,7 @@ struct QTile {
 
 template <typename T, int kD, int kKeys>
 __global__ void __launch_bounds__(BwdTraits<kD, kKeys>::kThreads, BwdTraits<kD, kKeys>::kMinBlocks)
-    attention_bwd_kernel(const BwdParams<T> p) {
+    attention_bwd_kernel(const AttentionParams<T> p) {
   using Tr = BwdTraits<kD, kKeys>;
   constexpr int kPitch = Tr::kPitch;
   constexpr int kDsPitch = Tr::kDsPitch;
@@ -120,7 +108,6 @@ __global__ void __launch_bounds__(BwdTraits<kD, kKeys>::kThreads, BwdTraits<kD, 
   const T* do_bh = p.dout.row(b, h, 0);
   const float* lse_bh = p.lse + bh * N;
   const float* delta_bh = p.delta + bh * N;
-  float* dqa_bh = p.dq_accum + bh * N * kD;
 
   const int32_t* list_idx = p.layout.by_key.idx;
   const int32_t* list_part = p.layout.by_key.partial;
@@ -140,18 +127,9 @@ __global__ void __launch_bounds__(BwdTraits<kD, kKeys>::kThreads, BwdTraits<kD, 
   // P = 0 there even without the mask), and for a partial block the mask words of those 64 query
   // rows that cover this CTA's keys.
   auto load_q = [&](int stage, const QTile& x) {
-    T* q_s = sQ + stage * Tr::kQElems;
-    T* ddo_s = sdO + stage * Tr::kQElems;
-#pragma unroll
-    for (int i = tid; i < kBlockM * kChunks; i += Tr::kThreads) {
-      const int r = i / kChunks;
-      const int c = i % kChunks;
-      const bool ok = x.q0 + r < N;
-      const T* src_q = ok ? q_bh + (x.q0 + r) * p.q.stride_n + c * 8 : q_bh;
-      const T* src_do = ok ? do_bh + (x.q0 + r) * p.dout.stride_n + c * 8 : do_bh;
-      cp_async_16(smem_u32(q_s + r * kPitch + c * 8), src_q, ok);
-      cp_async_16(smem_u32(ddo_s + r * kPitch + c * 8), src_do, ok);
-    }
+    load_rows_async<kBlockM, kChunks, kPitch, Tr::kThreads>(sQ + stage * Tr::kQElems, q_bh, p.q.stride_n, x.q0, N, tid);
+    load_rows_async<kBlockM, kChunks, kPitch, Tr::kThreads>(sdO + stage * Tr::kQElems, do_bh, p.dout.stride_n, x.q0, N,
+                                                            tid);
     if (tid < 2 * kBlockM) {
       const int r = tid & (kBlockM - 1);
       const bool is_lse = tid < kBlockM;
@@ -171,16 +149,8 @@ __global__ void __launch_bounds__(BwdTraits<kD, kKeys>::kThreads, BwdTraits<kD, 
   };
 
   // K, V rows of this CTA (zero-filled past N), then the first query sub-tile.
-#pragma unroll
-  for (int i = tid; i < kKeys * kChunks; i += Tr::kThreads) {
-    const int r = i / kChunks;
-    const int c = i % kChunks;
-    const bool ok = k0 + r < N;
-    const T* src_k = ok ? k_bh + (k0 + r) * p.k.stride_n + c * 8 : k_bh;
-    const T* src_v = ok ? v_bh + (k0 + r) * p.v.stride_n + c * 8 : v_bh;
-    cp_async_16(smem_u32(sK + r * kPitch + c * 8), src_k, ok);
-    cp_async_16(smem_u32(sV + r * kPitch + c * 8), src_v, ok);
-  }
+  load_rows_async<kKeys, kChunks, kPitch, Tr::kThreads>(sK, k_bh, p.k.stride_n, k0, N, tid);
+  load_rows_async<kKeys, kChunks, kPitch, Tr::kThreads>(sV, v_bh, p.v.stride_n, k0, N, tid);
   QTile cur{}, nxt{};
   if (n_tiles > 0) {
     cur = tile_at(0);
@@ -266,13 +236,7 @@ __global__ void __launch_bounds__(BwdTraits<kD, kKeys>::kThreads, BwdTraits<kD, 
       // P^T = exp2(S^T * scale*log2e - base(lse)); rows without keys have base +inf -> 0.
 #pragma unroll
       for (int j = 0; j < kPass / 8; ++j) {
-        const float2 l2 = *reinterpret_cast<const float2*>(sLse_s + qc + 8 * j + 2 * tq);
-        const float base0 = backward_base_log2(l2.x);
-        const float base1 = backward_base_log2(l2.y);
-        st[j][0] = fast_exp2(st[j][0] * p.scale_log2 - base0);
-        st[j][1] = fast_exp2(st[j][1] * p.scale_log2 - base1);
-        st[j][2] = fast_exp2(st[j][2] * p.scale_log2 - base0);
-        st[j][3] = fast_exp2(st[j][3] * p.scale_log2 - base1);
+        probs_from_lse(st[j], *reinterpret_cast<const float2*>(sLse_s + qc + 8 * j + 2 * tq), p.scale_log2);
       }
       if (now.part >= 0) {
         const uint32_t* sMask_s = sMask + stage * Tr::kMaskWords;
@@ -293,10 +257,7 @@ __global__ void __launch_bounds__(BwdTraits<kD, kKeys>::kThreads, BwdTraits<kD, 
 #pragma unroll
         for (int kq = 0; kq < kPass / 16; ++kq) {
           uint32_t a[4];
-          a[0] = pack2<T>(st[2 * kq][0], st[2 * kq][1]);
-          a[1] = pack2<T>(st[2 * kq][2], st[2 * kq][3]);
-          a[2] = pack2<T>(st[2 * kq + 1][0], st[2 * kq + 1][1]);
-          a[3] = pack2<T>(st[2 * kq + 1][2], st[2 * kq + 1][3]);
+          c_to_a<T>(a, st[2 * kq], st[2 * kq + 1]);
 #pragma unroll
           for (int nd = 0; nd < kD / 16; ++nd) {
             uint32_t bd[4];
@@ -330,11 +291,7 @@ __global__ void __launch_bounds__(BwdTraits<kD, kKeys>::kThreads, BwdTraits<kD, 
       // dS^T = P^T * (dP^T - delta[query]) (in place in dp).
 #pragma unroll
       for (int j = 0; j < kPass / 8; ++j) {
-        const float2 d2 = *reinterpret_cast<const float2*>(sDelta_s + qc + 8 * j + 2 * tq);
-        dp[j][0] = st[j][0] * (dp[j][0] - d2.x);
-        dp[j][1] = st[j][1] * (dp[j][1] - d2.y);
-        dp[j][2] = st[j][2] * (dp[j][2] - d2.x);
-        dp[j][3] = st[j][3] * (dp[j][3] - d2.y);
+        ds_from_dp(dp[j], st[j], *reinterpret_cast<const float2*>(sDelta_s + qc + 8 * j + 2 * tq));
       }
 
       // dK += dS^T Q (B = Q [query][d], .trans); the packed dS^T also goes to shared memory for dQ.
@@ -342,11 +299,8 @@ __global__ void __launch_bounds__(BwdTraits<kD, kKeys>::kThreads, BwdTraits<kD, 
         const uint32_t sQ_t = smem_u32(sQs + qc * kPitch + a_off);
 #pragma unroll
         for (int kq = 0; kq < kPass / 16; ++kq) {
-          uint32_t a[4];
-          a[0] = pack2<T>(dp[2 * kq][0], dp[2 * kq][1]);          // key g,     queries qc + 16kq + 2tq..
-          a[1] = pack2<T>(dp[2 * kq][2], dp[2 * kq][3]);          // key g + 8, queries qc + 16kq + 2tq..
-          a[2] = pack2<T>(dp[2 * kq + 1][0], dp[2 * kq + 1][1]);  // key g,     queries qc + 16kq + 8 + 2tq..
-          a[3] = pack2<T>(dp[2 * kq + 1][2], dp[2 * kq + 1][3]);  // key g + 8, queries qc + 16kq + 8 + 2tq..
+          uint32_t a[4];  // keys g, g + 8 (a0, a1), queries qc + 16kq + 2tq.. (a0, a1) and + 8 (a2, a3)
+          c_to_a<T>(a, dp[2 * kq], dp[2 * kq + 1]);
           const int col32 = (qc + 16 * kq) / 2;  // uint32 index of query column qc + 16kq
           sdS_row0[col32] = a[0];
           sdS_row1[col32] = a[1];
@@ -362,9 +316,12 @@ __global__ void __launch_bounds__(BwdTraits<kD, kKeys>::kThreads, BwdTraits<kD, 
         }
       }
     }
-    __syncthreads();  // dS^T complete
-
     // dQ_accum[q0 + 16*dq_group.., cols] += scale * dS K: A = dS (.trans of dS^T), B = K [key][d] (.trans).
+    // Without dq_accum (the deterministic backward) dq comes from attention_dq_pass_kernel instead;
+    // the dS^T stores above stay unconditional, off the inner loop's critical path.
+    if (p.dq_accum == nullptr) continue;
+    __syncthreads();  // dS^T complete
+    float* dqa_bh = p.dq_accum + bh * N * kD;
     const int64_t row0 = now.q0 + dq_group * 16 + g;
     const int64_t row1 = row0 + 8;
 #pragma unroll
@@ -398,32 +355,10 @@ __global__ void __launch_bounds__(BwdTraits<kD, kKeys>::kThreads, BwdTraits<kD, 
   // 16 rows, then 16-byte stores for keys < N. Keys no query sees get zeros.
   cp_async_wait<0>();
   __syncthreads();
-  T* sdK_w = sQ + warp * 16 * kPitch;
-  T* sdV_w = sdO + warp * 16 * kPitch;
-#pragma unroll
-  for (int n = 0; n < kD / 8; ++n) {
-    const int c = n * 8 + 2 * tq;
-    *reinterpret_cast<uint32_t*>(sdK_w + g * kPitch + c) = pack2<T>(dk_acc[n][0] * p.scale, dk_acc[n][1] * p.scale);
-    *reinterpret_cast<uint32_t*>(sdK_w + (g + 8) * kPitch + c) =
-        pack2<T>(dk_acc[n][2] * p.scale, dk_acc[n][3] * p.scale);
-    *reinterpret_cast<uint32_t*>(sdV_w + g * kPitch + c) = pack2<T>(dv_acc[n][0], dv_acc[n][1]);
-    *reinterpret_cast<uint32_t*>(sdV_w + (g + 8) * kPitch + c) = pack2<T>(dv_acc[n][2], dv_acc[n][3]);
-  }
-  __syncwarp();
-  T* dk_bh = p.dk.row(b, h, 0);
-  T* dv_bh = p.dv.row(b, h, 0);
-#pragma unroll
-  for (int i = lane; i < 16 * kChunks; i += 32) {
-    const int r = i / kChunks;
-    const int c = i % kChunks;
-    const int64_t row = k0 + warp * 16 + r;
-    if (row < N) {
-      *reinterpret_cast<uint4*>(dk_bh + row * p.dk.stride_n + c * 8) =
-          *reinterpret_cast<const uint4*>(sdK_w + r * kPitch + c * 8);
-      *reinterpret_cast<uint4*>(dv_bh + row * p.dv.stride_n + c * 8) =
-          *reinterpret_cast<const uint4*>(sdV_w + r * kPitch + c * 8);
-    }
-  }
+  store_warp_rows<T, kD, kPitch>(dk_acc, p.scale, p.scale, sQ + warp * 16 * kPitch, p.dk.row(b, h, 0), p.dk.stride_n,
+                                 k0 + warp * 16, N, lane);
+  store_warp_rows<T, kD, kPitch>(dv_acc, 1.0f, 1.0f, sdO + warp * 16 * kPitch, p.dv.row(b, h, 0), p.dv.stride_n,
+                                 k0 + warp * 16, N, lane);
 }
 
 // delta[r] = sum_d dout[r, d] * out[r, d] in fp32, r = (b*H + h)*N + n. kD/8 lanes per row, each
@@ -496,56 +431,34 @@ inline unsigned elementwise_grid(int64_t work, int64_t per_block) {
 // instantiated: half the Q/dO loads and dQ atomics per FLOP, and half the compile time.
 constexpr int kBackwardKeys = 128;
 
-template <typename T, int kD, int kKeys>
-void launch_backward_main(const BwdParams<T>& p, int64_t batch, int64_t heads, int num_blocks, cudaStream_t stream) {
-  using Tr = BwdTraits<kD, kKeys>;
-  const auto kernel = attention_bwd_kernel<T, kD, kKeys>;
+template <typename T, int kD>
+void launch_delta(const AttentionCall& call, cudaStream_t stream) {
+  const int64_t rows = call.shape.batch * call.shape.heads * call.shape.tokens;
+  constexpr int kRowsPerBlock = 256 / (kD / 8);
+  attention_bwd_delta_kernel<T, kD><<<elementwise_grid(rows, kRowsPerBlock), 256, 0, stream>>>(
+      call.out.as<const T>(), call.dout.as<const T>(), call.delta, static_cast<int>(call.shape.heads),
+      call.shape.tokens, rows);
+  check_launch("attention_bwd_delta_kernel");
+}
+
+template <typename T, int kD>
+void launch_backward_main(const AttentionCall& call, cudaStream_t stream) {
+  using Tr = BwdTraits<kD, kBackwardKeys>;
+  const auto kernel = attention_bwd_kernel<T, kD, kBackwardKeys>;
   static std::atomic<uint64_t> configured{0};
   ensure_smem_limit(reinterpret_cast<const void*>(kernel), Tr::kSmemBytes, configured);
-  const dim3 grid(static_cast<unsigned>(num_blocks) * (kLayoutBlock / kKeys), static_cast<unsigned>(heads),
-                  static_cast<unsigned>(batch));
-  kernel<<<grid, Tr::kThreads, Tr::kSmemBytes, stream>>>(p);
+  const dim3 grid(static_cast<unsigned>(call.layout.num_blocks) * (kLayoutBlock / kBackwardKeys),
+                  static_cast<unsigned>(call.shape.heads), static_cast<unsigned>(call.shape.batch));
+  kernel<<<grid, Tr::kThreads, Tr::kSmemBytes, stream>>>(params_for<T>(call));
   check_launch("attention_bwd_kernel");
 }
 
 template <typename T, int kD>
-void launch_backward(const AttentionShape& shape, const StridedBHND& q, const StridedBHND& k, const StridedBHND& v,
-                     const StridedBHND& out, const StridedBHND& dout, const float* lse, const StridedBHND& dq,
-                     const StridedBHND& dk, const StridedBHND& dv, float* delta, float* dq_accum,
-                     const LayoutView& layout, cudaStream_t stream) {
-  const int64_t rows = shape.batch * shape.heads * shape.tokens;
-  const int heads = static_cast<int>(shape.heads);
-
-  {
-    constexpr int kRowsPerBlock = 256 / (kD / 8);
-    attention_bwd_delta_kernel<T, kD><<<elementwise_grid(rows, kRowsPerBlock), 256, 0, stream>>>(
-        out.as<const T>(), dout.as<const T>(), delta, heads, shape.tokens, rows);
-    check_launch("attention_bwd_delta_kernel");
-  }
-
-  BwdParams<T> p;
-  p.q = q.as<const T>();
-  p.k = k.as<const T>();
-  p.v = v.as<const T>();
-  p.dout = dout.as<const T>();
-  p.dk = dk.as<T>();
-  p.dv = dv.as<T>();
-  p.lse = lse;
-  p.delta = delta;
-  p.dq_accum = dq_accum;
-  p.tokens = shape.tokens;
-  p.heads = heads;
-  p.scale = shape.scale;
-  p.scale_log2 = shape.scale * kLog2e;
-  p.layout = layout;
-  launch_backward_main<T, kD, kBackwardKeys>(p, shape.batch, shape.heads, layout.num_blocks, stream);
-
-  {
-    const int64_t chunks = rows * (kD / 8);
-    attention_bwd_dq_kernel<T, kD><<<elementwise_grid(chunks, 256), 256, 0, stream>>>(dq_accum, dq.as<T>(), heads,
-                                                                                       shape.tokens, chunks);
-    check_launch("attention_bwd_dq_kernel");
-  }
+void launch_dq_convert(const AttentionCall& call, cudaStream_t stream) {
+  const int64_t chunks = call.shape.batch * call.shape.heads * call.shape.tokens * (kD / 8);
+  attention_bwd_dq_kernel<T, kD><<<elementwise_grid(chunks, 256), 256, 0, stream>>>(
+      call.dq_accum, call.dq.as<T>(), static_cast<int>(call.shape.heads), call.shape.tokens, chunks);
+  check_launch("attention_bwd_dq_kernel");
 }
 
 }  // namespace
@@ -553,24 +466,45 @@ void launch_backward(const AttentionShape& shape, const StridedBHND& q, const St
 void attention_backward(int dtype, const AttentionShape& shape, StridedBHND q, StridedBHND k, StridedBHND v,
                         StridedBHND out, StridedBHND dout, const float* lse, StridedBHND dq, StridedBHND dk,
                         StridedBHND dv, float* delta, float* dq_accum, const LayoutView& layout,
-                        uintptr_t stream_handle) {
+                        bool deterministic, KernelChoice kernel, uintptr_t stream_handle) {
   check_arguments(dtype, shape, layout);
   if (shape.batch == 0 || shape.heads == 0 || shape.tokens == 0) return;
+  if (!deterministic && dq_accum == nullptr) {
+    throw std::invalid_argument("CUDA attention backward: dq_accum (a zeroed float32 (B, H, N, D) buffer) is "
+                                "required unless deterministic=True");
+  }
   const cudaStream_t stream = as_stream(stream_handle);
-  const bool bf16 = dtype == 2;
-  if (shape.head_dim == 64) {
-    if (bf16) {
-      launch_backward<__nv_bfloat16, 64>(shape, q, k, v, out, dout, lse, dq, dk, dv, delta, dq_accum, layout, stream);
-    } else {
-      launch_backward<__half, 64>(shape, q, k, v, out, dout, lse, dq, dk, dv, delta, dq_accum, layout, stream);
-    }
+  AttentionCall call{shape, q, k, v, out, const_cast<float*>(lse), layout};
+  call.dout = dout;
+  call.dq = dq;
+  call.dk = dk;
+  call.dv = dv;
+  call.delta = delta;
+  call.dq_accum = deterministic ? nullptr : dq_accum;
+
+  const bool sm90 = use_sm90_kernel(kernel, kHaveSm90Kernels, "backward");
+  dispatch_dtype_head_dim(dtype, shape.head_dim, [&](auto element, auto head_dim) {
+    launch_delta<typename decltype(element)::type, decltype(head_dim)::value>(call, stream);
+  });
+  bool launched = false;
+#if defined(AIM_HAVE_SM90)
+  if (sm90) {
+    launched = attention_backward_sm90(dtype, call, kernel == KernelChoice::kSpecialised, stream);
+  }
+#else
+  static_cast<void>(sm90);  // always false here: the call only rejected kernel=sm90
+#endif
+  if (!launched) {
+    dispatch_dtype_head_dim(dtype, shape.head_dim, [&](auto element, auto head_dim) {
+      launch_backward_main<typename decltype(element)::type, decltype(head_dim)::value>(call, stream);
+    });
+  }
+  if (deterministic) {
+    attention_dq_pass(dtype, call, stream);
   } else {
-    if (bf16) {
-      launch_backward<__nv_bfloat16, 128>(shape, q, k, v, out, dout, lse, dq, dk, dv, delta, dq_accum, layout,
-                                          stream);
-    } else {
-      launch_backward<__half, 128>(shape, q, k, v, out, dout, lse, dq, dk, dv, delta, dq_accum, layout, stream);
-    }
+    dispatch_dtype_head_dim(dtype, shape.head_dim, [&](auto element, auto head_dim) {
+      launch_dq_convert<typename decltype(element)::type, decltype(head_dim)::value>(call, stream);
+    });
   }
 }
 

@@ -3,21 +3,13 @@
 // query rows 16w..16w+15 of the block. The CTA walks the block's by_query list; each listed key
 // block is processed as two 64-key sub-tiles, double-buffered through shared memory with
 // cp.async. See NOTES.md beside this file.
-#include <cstdlib>
-#include <cstring>
-
+#include "attention_parts.h"
 #include "launch_common.cuh"
 #include "mma_helpers.cuh"
+#include "portable_tiles.cuh"
 
 namespace aim {
 namespace gpu {
-
-#if defined(AIM_HAVE_SM90_FWD)
-// Hopper forward (wgmma, sm_90a), attention_fwd_sm90.cu; built when the architecture list has 90.
-void attention_forward_sm90(int dtype, const AttentionShape& shape, const StridedBHND& q, const StridedBHND& k,
-                            const StridedBHND& v, const StridedBHND& out, float* lse, const LayoutView& layout,
-                            cudaStream_t stream);
-#endif
 
 namespace {
 
@@ -50,26 +42,9 @@ struct FwdTraits {
   static_assert(kLayoutBlock % kBlockN == 0 && kLayoutBlock / kBlockN == 2, "two sub-tiles per key block");
 };
 
-template <typename T>
-struct FwdParams {
-  TensorBHND<const T> q, k, v;
-  TensorBHND<T> out;
-  float* lse;
-  int64_t tokens;
-  int heads;
-  float scale_log2;  // scale * log2(e)
-  LayoutView layout;
-};
-
-struct KvTile {
-  int64_t k0;  // first key token of the 64-key sub-tile
-  int part;    // partial index (< 0: fully visible)
-  int half;    // which half of the 128-key layout block
-};
-
 template <typename T, int kD>
 __global__ void __launch_bounds__(FwdTraits<kD>::kThreads, FwdTraits<kD>::kMinBlocks)
-    attention_fwd_kernel(const FwdParams<T> p) {
+    attention_fwd_kernel(const AttentionParams<T> p) {
   using Tr = FwdTraits<kD>;
   constexpr int kPitch = Tr::kPitch;
   constexpr int kChunks = Tr::kChunks;
@@ -97,59 +72,26 @@ __global__ void __launch_bounds__(FwdTraits<kD>::kThreads, FwdTraits<kD>::kMinBl
   const T* k_bh = p.k.row(b, h, 0);
   const T* v_bh = p.v.row(b, h, 0);
 
-  const int32_t* list_idx = p.layout.by_query.idx;
-  const int32_t* list_part = p.layout.by_query.partial;
   const int e_begin = __ldg(p.layout.by_query.ptr + qb);
   const int n_tiles = 2 * (__ldg(p.layout.by_query.ptr + qb + 1) - e_begin);
 
-  auto tile_at = [&](int t) {
-    const int e = e_begin + (t >> 1);
-    KvTile x;
-    x.half = t & 1;
-    x.k0 = static_cast<int64_t>(__ldg(list_idx + e)) * kLayoutBlock + x.half * kBlockN;
-    x.part = __ldg(list_part + e);
-    return x;
-  };
-
-  // K, V rows k0..k0+63 (zero-filled past N: masked probabilities are 0, and 0 * garbage could be
-  // NaN) and, for a partial block, the sub-tile's 2 mask words of each of the 128 query rows.
-  auto load_kv = [&](int stage, const KvTile& x) {
-    T* dk = sK + stage * Tr::kKVElems;
-    T* dv = sV + stage * Tr::kKVElems;
-#pragma unroll
-    for (int i = tid; i < kBlockN * kChunks; i += Tr::kThreads) {
-      const int r = i / kChunks;
-      const int c = i % kChunks;
-      const bool ok = x.k0 + r < N;
-      const T* src_k = ok ? k_bh + (x.k0 + r) * p.k.stride_n + c * 8 : k_bh;
-      const T* src_v = ok ? v_bh + (x.k0 + r) * p.v.stride_n + c * 8 : v_bh;
-      cp_async_16(smem_u32(dk + r * kPitch + c * 8), src_k, ok);
-      cp_async_16(smem_u32(dv + r * kPitch + c * 8), src_v, ok);
-    }
-    if (x.part >= 0) {
-      const int r = tid >> 1;
-      const int w = tid & 1;
-      const uint32_t* src = block_mask(p.layout, x.part) + r * kMaskWordsPerRow + x.half * 2 + w;
-      cp_async_4(smem_u32(sMask + stage * Tr::kMaskWords + tid), src);  // [stage][r][w], tid = 2r + w
-    }
+  // K, V rows of a 64-key sub-tile (zero-filled past N: masked probabilities are 0, and
+  // 0 * garbage could be NaN) and, for a partial block, the sub-tile's mask words.
+  auto load_kv = [&](int stage, const KeySubTile& x) {
+    load_rows_async<kBlockN, kChunks, kPitch, Tr::kThreads>(sK + stage * Tr::kKVElems, k_bh, p.k.stride_n, x.k0, N, tid);
+    load_rows_async<kBlockN, kChunks, kPitch, Tr::kThreads>(sV + stage * Tr::kKVElems, v_bh, p.v.stride_n, x.k0, N, tid);
+    load_subtile_mask_async(sMask + stage * Tr::kMaskWords, p.layout, x, tid);
   };
 
   // Q rows q0..q0+127 (zero-filled past N; those rows are masked out by the layout anyway).
-#pragma unroll
-  for (int i = tid; i < Tr::kBlockM * kChunks; i += Tr::kThreads) {
-    const int r = i / kChunks;
-    const int c = i % kChunks;
-    const bool ok = q0 + r < N;
-    const T* src = ok ? q_bh + (q0 + r) * p.q.stride_n + c * 8 : q_bh;
-    cp_async_16(smem_u32(sQ + r * kPitch + c * 8), src, ok);
-  }
-  KvTile cur{}, nxt{};
+  load_rows_async<Tr::kBlockM, kChunks, kPitch, Tr::kThreads>(sQ, q_bh, p.q.stride_n, q0, N, tid);
+  KeySubTile cur{}, nxt{};
   if (n_tiles > 0) {
-    cur = tile_at(0);
+    cur = key_subtile(p.layout.by_query, e_begin, 0);
     load_kv(0, cur);
   }
   cp_async_commit();
-  if (n_tiles > 1) nxt = tile_at(1);
+  if (n_tiles > 1) nxt = key_subtile(p.layout.by_query, e_begin, 1);
 
   // Per-lane ldmatrix offsets (elements), see the fragment table in mma_helpers.cuh.
   //  A operand (row-major 16x16 at rows r0, cols c0): lane -> row r0 + (lane&7) + 8*((lane>>3)&1),
@@ -178,27 +120,13 @@ __global__ void __launch_bounds__(FwdTraits<kD>::kThreads, FwdTraits<kD>::kMinBl
       load_kv(stage ^ 1, nxt);
       cp_async_commit();
     }
-    const KvTile now = cur;
+    const KeySubTile now = cur;
     cur = nxt;
-    if (t + 2 < n_tiles) nxt = tile_at(t + 2);  // index loads for later, off the critical path
+    if (t + 2 < n_tiles) nxt = key_subtile(p.layout.by_query, e_begin, t + 2);  // off the critical path
 
     // S = Q K^T (16 x 64 per warp).
     float s[8][4];
-#pragma unroll
-    for (int j = 0; j < 8; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
-    const uint32_t sK_st = smem_u32(sK + stage * Tr::kKVElems + b_off);
-#pragma unroll
-    for (int kk = 0; kk < kD / 16; ++kk) {
-      uint32_t a[4];
-      ldmatrix_x4(a, sQ_warp + kk * 16 * 2);
-#pragma unroll
-      for (int nn = 0; nn < 4; ++nn) {
-        uint32_t bk[4];
-        ldmatrix_x4(bk, sK_st + (nn * 16 * kPitch + kk * 16) * 2);
-        mma_16816<T>(s[2 * nn], a, bk[0], bk[1]);
-        mma_16816<T>(s[2 * nn + 1], a, bk[2], bk[3]);
-      }
-    }
+    warp_tile_abt<T, kD, kPitch>(s, sQ_warp, smem_u32(sK + stage * Tr::kKVElems + b_off));
 
     // Base-2 scaled scores; masked pairs -> -inf. s[j][e] is (row g, key 8j + 2tq + e),
     // s[j][2 + e] is (row g + 8, same key), keys local to the sub-tile.
@@ -209,18 +137,8 @@ __global__ void __launch_bounds__(FwdTraits<kD>::kThreads, FwdTraits<kD>::kMinBl
     }
     if (now.part >= 0) {
       const uint32_t* mrow = sMask + stage * Tr::kMaskWords;
-      const uint2 w_lo = *reinterpret_cast<const uint2*>(mrow + (warp * 16 + g) * 2);
-      const uint2 w_hi = *reinterpret_cast<const uint2*>(mrow + (warp * 16 + g + 8) * 2);
-#pragma unroll
-      for (int j = 0; j < 8; ++j) {
-        const int shift = (j & 3) * 8 + tq * 2;  // bit of key 8j + 2tq within its 32-key word
-        const uint32_t bits_lo = ((j < 4) ? w_lo.x : w_lo.y) >> shift;
-        const uint32_t bits_hi = ((j < 4) ? w_hi.x : w_hi.y) >> shift;
-        if (!(bits_lo & 1u)) s[j][0] = -INFINITY;
-        if (!(bits_lo & 2u)) s[j][1] = -INFINITY;
-        if (!(bits_hi & 1u)) s[j][2] = -INFINITY;
-        if (!(bits_hi & 2u)) s[j][3] = -INFINITY;
-      }
+      mask_tile_16x64(s, *reinterpret_cast<const uint2*>(mrow + (warp * 16 + g) * 2),
+                      *reinterpret_cast<const uint2*>(mrow + (warp * 16 + g + 8) * 2), tq);
     }
 
     // Online softmax. A row lives in the 4 lanes of a quad: reduce with xor 1, 2.
@@ -260,24 +178,8 @@ __global__ void __launch_bounds__(FwdTraits<kD>::kThreads, FwdTraits<kD>::kMinBl
       o[n][3] *= corr[1];
     }
 
-    // O += P V. P's C fragments of keys 16kk..16kk+15 (n-tiles 2kk, 2kk+1) are exactly the A
-    // fragment of that k-step: a0 = (g, 2tq..), a1 = (g+8, 2tq..), a2 = (g, 8+2tq..), a3 = (g+8, 8+2tq..).
-    const uint32_t sV_st = smem_u32(sV + stage * Tr::kKVElems + a_off);
-#pragma unroll
-    for (int kk = 0; kk < kBlockN / 16; ++kk) {
-      uint32_t a[4];
-      a[0] = pack2<T>(s[2 * kk][0], s[2 * kk][1]);
-      a[1] = pack2<T>(s[2 * kk][2], s[2 * kk][3]);
-      a[2] = pack2<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-      a[3] = pack2<T>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
-#pragma unroll
-      for (int nd = 0; nd < kD / 16; ++nd) {
-        uint32_t bv[4];  // .trans of V rows (keys) 16kk.., cols (d) 16nd..: (b0,b1) of d 16nd..+7, then of +8..+15
-        ldmatrix_x4_trans(bv, sV_st + (kk * 16 * kPitch + nd * 16) * 2);
-        mma_16816<T>(o[2 * nd], a, bv[0], bv[1]);
-        mma_16816<T>(o[2 * nd + 1], a, bv[2], bv[3]);
-      }
-    }
+    // O += P V (V by ldmatrix.trans).
+    warp_tile_pb<T, kD, kPitch>(o, s, smem_u32(sV + stage * Tr::kKVElems + a_off));
   }
 
   // Epilogue: O / l (0 for a row that saw no key), staged through this warp's own Q rows for
@@ -291,25 +193,8 @@ __global__ void __launch_bounds__(FwdTraits<kD>::kThreads, FwdTraits<kD>::kMinBl
     l_run[r] += __shfl_xor_sync(0xffffffffu, l_run[r], 2);
     inv[r] = l_run[r] > 0.0f ? 1.0f / l_run[r] : 0.0f;
   }
-  T* sO = sQ + warp * 16 * kPitch;
-#pragma unroll
-  for (int n = 0; n < kD / 8; ++n) {
-    *reinterpret_cast<uint32_t*>(sO + g * kPitch + n * 8 + tq * 2) = pack2<T>(o[n][0] * inv[0], o[n][1] * inv[0]);
-    *reinterpret_cast<uint32_t*>(sO + (g + 8) * kPitch + n * 8 + tq * 2) =
-        pack2<T>(o[n][2] * inv[1], o[n][3] * inv[1]);
-  }
-  __syncwarp();
-  T* out_bh = p.out.row(b, h, 0);
-#pragma unroll
-  for (int i = lane; i < 16 * kChunks; i += 32) {
-    const int r = i / kChunks;
-    const int c = i % kChunks;
-    const int64_t row = q0 + warp * 16 + r;
-    if (row < N) {
-      *reinterpret_cast<uint4*>(out_bh + row * p.out.stride_n + c * 8) =
-          *reinterpret_cast<const uint4*>(sO + r * kPitch + c * 8);
-    }
-  }
+  store_warp_rows<T, kD, kPitch>(o, inv[0], inv[1], sQ + warp * 16 * kPitch, p.out.row(b, h, 0), p.out.stride_n,
+                                 q0 + warp * 16, N, lane);
   if (tq == 0) {
     float* lse_bh = p.lse + (static_cast<int64_t>(b) * p.heads + h) * N;
     const int64_t row0 = q0 + warp * 16 + g;
@@ -319,82 +204,35 @@ __global__ void __launch_bounds__(FwdTraits<kD>::kThreads, FwdTraits<kD>::kMinBl
 }
 
 template <typename T, int kD>
-void launch_forward(const AttentionShape& shape, const StridedBHND& q, const StridedBHND& k, const StridedBHND& v,
-                    const StridedBHND& out, float* lse, const LayoutView& layout, cudaStream_t stream) {
+void launch_forward(const AttentionCall& call, cudaStream_t stream) {
   using Tr = FwdTraits<kD>;
-  FwdParams<T> p;
-  p.q = q.as<const T>();
-  p.k = k.as<const T>();
-  p.v = v.as<const T>();
-  p.out = out.as<T>();
-  p.lse = lse;
-  p.tokens = shape.tokens;
-  p.heads = static_cast<int>(shape.heads);
-  p.scale_log2 = shape.scale * kLog2e;
-  p.layout = layout;
   const auto kernel = attention_fwd_kernel<T, kD>;
   static std::atomic<uint64_t> configured{0};
   ensure_smem_limit(reinterpret_cast<const void*>(kernel), Tr::kSmemBytes, configured);
-  const dim3 grid(static_cast<unsigned>(layout.num_blocks), static_cast<unsigned>(shape.heads),
-                  static_cast<unsigned>(shape.batch));
-  kernel<<<grid, Tr::kThreads, Tr::kSmemBytes, stream>>>(p);
+  const dim3 grid(static_cast<unsigned>(call.layout.num_blocks), static_cast<unsigned>(call.shape.heads),
+                  static_cast<unsigned>(call.shape.batch));
+  kernel<<<grid, Tr::kThreads, Tr::kSmemBytes, stream>>>(params_for<T>(call));
   check_launch("attention_fwd_kernel");
-}
-
-// Whether to run the Hopper (wgmma) forward: it was built (AIM_HAVE_SM90_FWD) and the current
-// device has compute capability exactly 9.0 (cached per device), unless AIM_CUDA_FWD_KERNEL=portable
-// (read on every call, so one process can compare both kernels).
-bool use_sm90_forward() {
-#if defined(AIM_HAVE_SM90_FWD)
-  const char* env = std::getenv("AIM_CUDA_FWD_KERNEL");
-  if (env != nullptr && std::strcmp(env, "portable") == 0) return false;
-  int device = 0;
-  check_call(cudaGetDevice(&device), "cudaGetDevice");
-  static std::atomic<uint8_t> cached[64];  // 0 unknown, 1 Hopper 9.0, 2 other
-  if (device >= 0 && device < 64) {
-    const uint8_t c = cached[device].load(std::memory_order_acquire);
-    if (c != 0) return c == 1;
-  }
-  int major = 0, minor = 0;
-  check_call(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device),
-             "cudaDeviceGetAttribute(ComputeCapabilityMajor)");
-  check_call(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device),
-             "cudaDeviceGetAttribute(ComputeCapabilityMinor)");
-  const bool hopper = major == 9 && minor == 0;
-  if (device >= 0 && device < 64) cached[device].store(hopper ? 1 : 2, std::memory_order_release);
-  return hopper;
-#else
-  return false;
-#endif
 }
 
 }  // namespace
 
 void attention_forward(int dtype, const AttentionShape& shape, StridedBHND q, StridedBHND k, StridedBHND v,
-                       StridedBHND out, float* lse, const LayoutView& layout, uintptr_t stream_handle) {
+                       StridedBHND out, float* lse, const LayoutView& layout, KernelChoice kernel,
+                       uintptr_t stream_handle) {
   check_arguments(dtype, shape, layout);
   if (shape.batch == 0 || shape.heads == 0 || shape.tokens == 0) return;
   const cudaStream_t stream = as_stream(stream_handle);
-  if (use_sm90_forward()) {
-#if defined(AIM_HAVE_SM90_FWD)
-    attention_forward_sm90(dtype, shape, q, k, v, out, lse, layout, stream);
+  const AttentionCall call{shape, q, k, v, out, lse, layout};
+  if (use_sm90_kernel(kernel, kHaveSm90Kernels, "forward")) {
+#if defined(AIM_HAVE_SM90)
+    attention_forward_sm90(dtype, call, stream);
     return;
 #endif
   }
-  const bool bf16 = dtype == 2;
-  if (shape.head_dim == 64) {
-    if (bf16) {
-      launch_forward<__nv_bfloat16, 64>(shape, q, k, v, out, lse, layout, stream);
-    } else {
-      launch_forward<__half, 64>(shape, q, k, v, out, lse, layout, stream);
-    }
-  } else {
-    if (bf16) {
-      launch_forward<__nv_bfloat16, 128>(shape, q, k, v, out, lse, layout, stream);
-    } else {
-      launch_forward<__half, 128>(shape, q, k, v, out, lse, layout, stream);
-    }
-  }
+  dispatch_dtype_head_dim(dtype, shape.head_dim, [&](auto element, auto head_dim) {
+    launch_forward<typename decltype(element)::type, decltype(head_dim)::value>(call, stream);
+  });
 }
 
 }  // namespace gpu

@@ -7,10 +7,8 @@
 // list; each listed key block is ONE 128-key step (wgmma m64n128k16 for S), K/V/mask double-buffered
 // through shared memory with cp.async (all threads load; no warp specialisation).
 //
-// Shared-memory tiles (Q, K, V) use the canonical 128-byte-swizzle layout of wgmma for 16-bit
-// types: a tile of R rows x D columns is D/64 "column atoms" of R rows x 128 bytes (64 elements),
-// atoms R*128 bytes apart; the 16-byte chunk c (0..7) of row r of an atom sits at chunk slot
-// c ^ (r & 7). All tiles start on a 1024-byte boundary (descriptor base offset 0).
+// Shared-memory tiles (Q, K, V) use the canonical 128-byte-swizzle layout of wgmma (aim/attention_sm90.h:
+// sw128_offset, desc_sw128, kmajor_start, mnmajor_start), all starting on a 1024-byte boundary.
 //  * Q (A of S, K-major) and K (B of S, K-major, "n x k" = key x d): 8-row groups 1024 bytes apart
 //    (SBO = 1024), LBO unused for swizzled K-major (encoded 1). k-step kk (16 elements of d) starts
 //    at atom kk/4, byte 32*(kk%4) of the row.
@@ -22,8 +20,11 @@
 //    mma.sync's m16n8 C fragment of rows 16w.., repeated over N/8 column groups, and the register-A
 //    fragment of m64nNk16 equals mma.sync's m16n8k16 A fragment of rows 16w.., so P converts in
 //    place exactly as in the portable kernel. cuda/fragment_check_sm90.py replays all of this.
+#include "aim/attention_sm90.h"
+#include "attention_parts.h"
 #include "launch_common.cuh"
 #include "mma_helpers.cuh"
+#include "sm90_ptx.cuh"
 
 #if defined(__CUDA_ARCH__) && (__CUDA_ARCH__ != 900 || !defined(__CUDA_ARCH_FEAT_SM90_ALL))
 #error "attention_fwd_sm90.cu must be compiled for sm_90a only (-gencode=arch=compute_90a,code=sm_90a)"
@@ -32,138 +33,10 @@
 namespace aim {
 namespace gpu {
 
-void attention_forward_sm90(int dtype, const AttentionShape& shape, const StridedBHND& q, const StridedBHND& k,
-                            const StridedBHND& v, const StridedBHND& out, float* lse, const LayoutView& layout,
-                            cudaStream_t stream);
-
 namespace {
 
-// ---- wgmma helpers (PTX ISA 9.7.15) -------------------------------------------------------------
-
-// Byte offset of element (r, col) in a swizzled tile of `rows` rows (layout described above).
-__host__ __device__ constexpr uint32_t swz_offset(int rows, int r, int col) {
-  return static_cast<uint32_t>((col >> 6) * rows * 128 + r * 128 + ((((col & 63) >> 3) ^ (r & 7)) << 4) +
-                               (col & 7) * 2);
-}
-
-// Shared-memory matrix descriptor, 128-byte swizzle: start address >> 4 (bits 0-13), leading
-// byte offset >> 4 (16-29), stride byte offset >> 4 (32-45), base offset 0 (49-51), swizzle mode 1
-// = 128B (62-63).
-__device__ __forceinline__ uint64_t desc_sw128(uint32_t smem_addr, uint32_t lbo_bytes, uint32_t sbo_bytes) {
-  return static_cast<uint64_t>((smem_addr & 0x3FFFFu) >> 4) |
-         (static_cast<uint64_t>((lbo_bytes & 0x3FFFFu) >> 4) << 16) |
-         (static_cast<uint64_t>((sbo_bytes & 0x3FFFFu) >> 4) << 32) | (uint64_t{1} << 62);
-}
-
-__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
-template <int kPending>
-__device__ __forceinline__ void wgmma_wait() {
-  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(kPending) : "memory");
-}
-// Generic-proxy shared-memory writes (cp.async, st.shared) -> visible to the async proxy (wgmma).
-__device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
-
-// Pin accumulator registers at this point of the program: the compiler may neither read them
-// before the preceding wgmma.wait_group nor move their writes past the following wgmma.
-template <int kN>
-__device__ __forceinline__ void fence_regs(float (&d)[kN][4]) {
-#pragma unroll
-  for (int i = 0; i < kN; ++i) {
-#pragma unroll
-    for (int e = 0; e < 4; ++e) asm volatile("" : "+f"(d[i][e])::"memory");
-  }
-}
-
-// D(64 x N, fp32) (+)= A(64 x 16, smem desc, K-major) * B(16 x N, smem desc, K-major);
-// scale_d = 0 overwrites D.
-template <typename T, int kN>
-__device__ __forceinline__ void wgmma_ss(float (&d)[kN / 8][4], uint64_t desc_a, uint64_t desc_b, int scale_d);
-
-// D(64 x N, fp32) (+)= A(64 x 16, registers) * B(16 x N, smem desc, N-major: imm-trans-b = 1).
-template <typename T, int kN>
-__device__ __forceinline__ void wgmma_rs_trans_b(float (&d)[kN / 8][4], const uint32_t (&a)[4], uint64_t desc_b,
-                                                 int scale_d);
-
-// (Operand lists written out; generated once, checked by compiling for sm_90a.)
-
-template <>
-__device__ __forceinline__ void wgmma_ss<__nv_bfloat16, 128>(float (&d)[16][4], uint64_t desc_a, uint64_t desc_b,
-                                                     int scale_d) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
-      "%64, %65, p, 1, 1, 0, 0;\n}\n"
-      : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3]), "+f"(d[8][0]), "+f"(d[8][1]), "+f"(d[8][2]), "+f"(d[8][3]), "+f"(d[9][0]), "+f"(d[9][1]), "+f"(d[9][2]), "+f"(d[9][3]), "+f"(d[10][0]), "+f"(d[10][1]), "+f"(d[10][2]), "+f"(d[10][3]), "+f"(d[11][0]), "+f"(d[11][1]), "+f"(d[11][2]), "+f"(d[11][3]), "+f"(d[12][0]), "+f"(d[12][1]), "+f"(d[12][2]), "+f"(d[12][3]), "+f"(d[13][0]), "+f"(d[13][1]), "+f"(d[13][2]), "+f"(d[13][3]), "+f"(d[14][0]), "+f"(d[14][1]), "+f"(d[14][2]), "+f"(d[14][3]), "+f"(d[15][0]), "+f"(d[15][1]), "+f"(d[15][2]), "+f"(d[15][3])
-      : "l"(desc_a), "l"(desc_b), "r"(scale_d)
-      : "memory");
-}
-
-template <>
-__device__ __forceinline__ void wgmma_ss<__half, 128>(float (&d)[16][4], uint64_t desc_a, uint64_t desc_b,
-                                                     int scale_d) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
-      "%64, %65, p, 1, 1, 0, 0;\n}\n"
-      : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3]), "+f"(d[8][0]), "+f"(d[8][1]), "+f"(d[8][2]), "+f"(d[8][3]), "+f"(d[9][0]), "+f"(d[9][1]), "+f"(d[9][2]), "+f"(d[9][3]), "+f"(d[10][0]), "+f"(d[10][1]), "+f"(d[10][2]), "+f"(d[10][3]), "+f"(d[11][0]), "+f"(d[11][1]), "+f"(d[11][2]), "+f"(d[11][3]), "+f"(d[12][0]), "+f"(d[12][1]), "+f"(d[12][2]), "+f"(d[12][3]), "+f"(d[13][0]), "+f"(d[13][1]), "+f"(d[13][2]), "+f"(d[13][3]), "+f"(d[14][0]), "+f"(d[14][1]), "+f"(d[14][2]), "+f"(d[14][3]), "+f"(d[15][0]), "+f"(d[15][1]), "+f"(d[15][2]), "+f"(d[15][3])
-      : "l"(desc_a), "l"(desc_b), "r"(scale_d)
-      : "memory");
-}
-
-template <>
-__device__ __forceinline__ void wgmma_rs_trans_b<__nv_bfloat16, 64>(float (&d)[8][4], const uint32_t (&a)[4],
-                                                             uint64_t desc_b, int scale_d) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
-      "{%32, %33, %34, %35}, %36, p, 1, 1, 1;\n}\n"
-      : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(scale_d)
-      : "memory");
-}
-
-template <>
-__device__ __forceinline__ void wgmma_rs_trans_b<__nv_bfloat16, 128>(float (&d)[16][4], const uint32_t (&a)[4],
-                                                             uint64_t desc_b, int scale_d) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
-      "{%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"
-      : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3]), "+f"(d[8][0]), "+f"(d[8][1]), "+f"(d[8][2]), "+f"(d[8][3]), "+f"(d[9][0]), "+f"(d[9][1]), "+f"(d[9][2]), "+f"(d[9][3]), "+f"(d[10][0]), "+f"(d[10][1]), "+f"(d[10][2]), "+f"(d[10][3]), "+f"(d[11][0]), "+f"(d[11][1]), "+f"(d[11][2]), "+f"(d[11][3]), "+f"(d[12][0]), "+f"(d[12][1]), "+f"(d[12][2]), "+f"(d[12][3]), "+f"(d[13][0]), "+f"(d[13][1]), "+f"(d[13][2]), "+f"(d[13][3]), "+f"(d[14][0]), "+f"(d[14][1]), "+f"(d[14][2]), "+f"(d[14][3]), "+f"(d[15][0]), "+f"(d[15][1]), "+f"(d[15][2]), "+f"(d[15][3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(scale_d)
-      : "memory");
-}
-
-template <>
-__device__ __forceinline__ void wgmma_rs_trans_b<__half, 64>(float (&d)[8][4], const uint32_t (&a)[4],
-                                                             uint64_t desc_b, int scale_d) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
-      "{%32, %33, %34, %35}, %36, p, 1, 1, 1;\n}\n"
-      : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(scale_d)
-      : "memory");
-}
-
-template <>
-__device__ __forceinline__ void wgmma_rs_trans_b<__half, 128>(float (&d)[16][4], const uint32_t (&a)[4],
-                                                             uint64_t desc_b, int scale_d) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
-      "{%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"
-      : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3]), "+f"(d[8][0]), "+f"(d[8][1]), "+f"(d[8][2]), "+f"(d[8][3]), "+f"(d[9][0]), "+f"(d[9][1]), "+f"(d[9][2]), "+f"(d[9][3]), "+f"(d[10][0]), "+f"(d[10][1]), "+f"(d[10][2]), "+f"(d[10][3]), "+f"(d[11][0]), "+f"(d[11][1]), "+f"(d[11][2]), "+f"(d[11][3]), "+f"(d[12][0]), "+f"(d[12][1]), "+f"(d[12][2]), "+f"(d[12][3]), "+f"(d[13][0]), "+f"(d[13][1]), "+f"(d[13][2]), "+f"(d[13][3]), "+f"(d[14][0]), "+f"(d[14][1]), "+f"(d[14][2]), "+f"(d[14][3]), "+f"(d[15][0]), "+f"(d[15][1]), "+f"(d[15][2]), "+f"(d[15][3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(scale_d)
-      : "memory");
-}
+using sm90::desc_sw128;
+using sm90::sw128_offset;
 
 // ---- kernel ------------------------------------------------------------------------------------
 
@@ -178,7 +51,6 @@ struct Sm90Traits {
   static constexpr int kThreads = 256;
   static constexpr int kChunks = kD / 8;             // 16-byte chunks per row
   static constexpr int kTileBytes = 128 * kD * 2;    // one Q, K or V tile
-  static constexpr int kAtomBytes = 128 * 128;       // one 64-column atom of a 128-row tile
   static constexpr int kMaskBytes = kMaskWordsPerBlock * 4;  // 2048
   static constexpr int kSmemBytes = 5 * kTileBytes + 2 * kMaskBytes + 1024;
   static constexpr int kMinBlocks = 1;  // kD = 64 with 2 CTAs/SM (<= 128 registers) spilled 76 bytes
@@ -187,20 +59,9 @@ struct Sm90Traits {
   static_assert(kMaskWordsPerBlock == 2 * kThreads, "two mask words per thread per stage");
 };
 
-template <typename T>
-struct Sm90Params {
-  TensorBHND<const T> q, k, v;
-  TensorBHND<T> out;
-  float* lse;
-  int64_t tokens;
-  int heads;
-  float scale_log2;
-  LayoutView layout;
-};
-
 template <typename T, int kD>
 __global__ void __launch_bounds__(Sm90Traits<kD>::kThreads, Sm90Traits<kD>::kMinBlocks)
-    attention_fwd_sm90_kernel(const Sm90Params<T> p) {
+    attention_fwd_sm90_kernel(const AttentionParams<T> p) {
   using Tr = Sm90Traits<kD>;
   constexpr int kChunks = Tr::kChunks;
   constexpr int kTile = Tr::kTileBytes;
@@ -248,7 +109,7 @@ __global__ void __launch_bounds__(Sm90Traits<kD>::kThreads, Sm90Traits<kD>::kMin
       const int r = i / kChunks;
       const int c = i % kChunks;
       const bool ok = k0 + r < N;
-      const uint32_t off = swz_offset(128, r, c * 8);
+      const uint32_t off = sw128_offset(128, r, c * 8);
       cp_async_16(dk + off, ok ? k_bh + (k0 + r) * p.k.stride_n + c * 8 : k_bh, ok);
       cp_async_16(dv + off, ok ? v_bh + (k0 + r) * p.v.stride_n + c * 8 : v_bh, ok);
     }
@@ -266,7 +127,7 @@ __global__ void __launch_bounds__(Sm90Traits<kD>::kThreads, Sm90Traits<kD>::kMin
     const int r = i / kChunks;
     const int c = i % kChunks;
     const bool ok = q0 + r < N;
-    cp_async_16(sQ + swz_offset(128, r, c * 8), ok ? q_bh + (q0 + r) * p.q.stride_n + c * 8 : q_bh, ok);
+    cp_async_16(sQ + sw128_offset(128, r, c * 8), ok ? q_bh + (q0 + r) * p.q.stride_n + c * 8 : q_bh, ok);
   }
   int cur_kb = 0, cur_part = -1, nxt_kb = 0, nxt_part = -1;
   if (n_tiles > 0) {
@@ -285,9 +146,6 @@ __global__ void __launch_bounds__(Sm90Traits<kD>::kThreads, Sm90Traits<kD>::kMin
   for (int n = 0; n < kD / 8; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
   float m_run[2] = {-INFINITY, -INFINITY};
   float l_run[2] = {0.0f, 0.0f};
-
-  // Descriptor pieces that do not change per step. Q rows of this warpgroup: +64*128 bytes.
-  const uint32_t q_wg = sQ + wg * 64 * 128;
 
   for (int t = 0; t < n_tiles; ++t) {
     const int stage = t & 1;
@@ -314,8 +172,8 @@ __global__ void __launch_bounds__(Sm90Traits<kD>::kThreads, Sm90Traits<kD>::kMin
     wgmma_fence();
 #pragma unroll
     for (int kk = 0; kk < kD / 16; ++kk) {
-      const uint32_t koff = (kk >> 2) * Tr::kAtomBytes + (kk & 3) * 32;
-      wgmma_ss<T, 128>(s, desc_sw128(q_wg + koff, 16, 1024), desc_sw128(k_st + koff, 16, 1024), kk > 0 ? 1 : 0);
+      Wgmma<T, 128>::template ss<0>(s, desc_sw128(sQ + sm90::kmajor_start(128, wg * 64, kk), 16, sm90::kGroupBytes),
+                           desc_sw128(k_st + sm90::kmajor_start(128, 0, kk), 16, sm90::kGroupBytes), kk > 0 ? 1 : 0);
     }
     wgmma_commit();
     wgmma_wait<0>();
@@ -393,7 +251,8 @@ __global__ void __launch_bounds__(Sm90Traits<kD>::kThreads, Sm90Traits<kD>::kMin
     wgmma_fence();
 #pragma unroll
     for (int kk = 0; kk < 8; ++kk) {
-      wgmma_rs_trans_b<T, kD>(o, pa[kk], desc_sw128(v_st + kk * 16 * 128, Tr::kAtomBytes, 1024), 1);
+      Wgmma<T, kD>::rs(o, pa[kk],
+                       desc_sw128(v_st + sm90::mnmajor_start(128, 0, kk), sm90::atom_bytes(128), sm90::kGroupBytes), 1);
     }
     wgmma_commit();
     wgmma_wait<0>();
@@ -415,8 +274,8 @@ __global__ void __launch_bounds__(Sm90Traits<kD>::kThreads, Sm90Traits<kD>::kMin
 #pragma unroll
   for (int n = 0; n < kD / 8; ++n) {
     const int col = n * 8 + tq * 2;
-    *reinterpret_cast<uint32_t*>(smem + swz_offset(128, row_lo, col)) = pack2<T>(o[n][0] * inv[0], o[n][1] * inv[0]);
-    *reinterpret_cast<uint32_t*>(smem + swz_offset(128, row_lo + 8, col)) =
+    *reinterpret_cast<uint32_t*>(smem + sw128_offset(128, row_lo, col)) = pack2<T>(o[n][0] * inv[0], o[n][1] * inv[0]);
+    *reinterpret_cast<uint32_t*>(smem + sw128_offset(128, row_lo + 8, col)) =
         pack2<T>(o[n][2] * inv[1], o[n][3] * inv[1]);
   }
   __syncwarp();
@@ -429,7 +288,7 @@ __global__ void __launch_bounds__(Sm90Traits<kD>::kThreads, Sm90Traits<kD>::kMin
     const int64_t row = q0 + warp_row0 + r;
     if (row < N) {
       *reinterpret_cast<uint4*>(out_bh + row * p.out.stride_n + c * 8) =
-          *reinterpret_cast<const uint4*>(smem + swz_offset(128, warp_row0 + r, c * 8));
+          *reinterpret_cast<const uint4*>(smem + sw128_offset(128, warp_row0 + r, c * 8));
     }
   }
   if (tq == 0) {
@@ -441,48 +300,23 @@ __global__ void __launch_bounds__(Sm90Traits<kD>::kThreads, Sm90Traits<kD>::kMin
 }
 
 template <typename T, int kD>
-void launch_sm90(const AttentionShape& shape, const StridedBHND& q, const StridedBHND& k, const StridedBHND& v,
-                 const StridedBHND& out, float* lse, const LayoutView& layout, cudaStream_t stream) {
+void launch_sm90(const AttentionCall& call, cudaStream_t stream) {
   using Tr = Sm90Traits<kD>;
-  Sm90Params<T> p;
-  p.q = q.as<const T>();
-  p.k = k.as<const T>();
-  p.v = v.as<const T>();
-  p.out = out.as<T>();
-  p.lse = lse;
-  p.tokens = shape.tokens;
-  p.heads = static_cast<int>(shape.heads);
-  p.scale_log2 = shape.scale * kLog2e;
-  p.layout = layout;
   const auto kernel = attention_fwd_sm90_kernel<T, kD>;
   static std::atomic<uint64_t> configured{0};
   ensure_smem_limit(reinterpret_cast<const void*>(kernel), Tr::kSmemBytes, configured);
-  const dim3 grid(static_cast<unsigned>(layout.num_blocks), static_cast<unsigned>(shape.heads),
-                  static_cast<unsigned>(shape.batch));
-  kernel<<<grid, Tr::kThreads, Tr::kSmemBytes, stream>>>(p);
+  const dim3 grid(static_cast<unsigned>(call.layout.num_blocks), static_cast<unsigned>(call.shape.heads),
+                  static_cast<unsigned>(call.shape.batch));
+  kernel<<<grid, Tr::kThreads, Tr::kSmemBytes, stream>>>(params_for<T>(call));
   check_launch("attention_fwd_sm90_kernel");
 }
 
 }  // namespace
 
-// Called by attention_forward (attention_fwd.cu) after check_arguments, for B, H, N > 0.
-void attention_forward_sm90(int dtype, const AttentionShape& shape, const StridedBHND& q, const StridedBHND& k,
-                            const StridedBHND& v, const StridedBHND& out, float* lse, const LayoutView& layout,
-                            cudaStream_t stream) {
-  const bool bf16 = dtype == 2;
-  if (shape.head_dim == 64) {
-    if (bf16) {
-      launch_sm90<__nv_bfloat16, 64>(shape, q, k, v, out, lse, layout, stream);
-    } else {
-      launch_sm90<__half, 64>(shape, q, k, v, out, lse, layout, stream);
-    }
-  } else {
-    if (bf16) {
-      launch_sm90<__nv_bfloat16, 128>(shape, q, k, v, out, lse, layout, stream);
-    } else {
-      launch_sm90<__half, 128>(shape, q, k, v, out, lse, layout, stream);
-    }
-  }
+void attention_forward_sm90(int dtype, const AttentionCall& call, cudaStream_t stream) {
+  dispatch_dtype_head_dim(dtype, call.shape.head_dim, [&](auto element, auto head_dim) {
+    launch_sm90<typename decltype(element)::type, decltype(head_dim)::value>(call, stream);
+  });
 }
 
 }  // namespace gpu

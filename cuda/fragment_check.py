@@ -3,7 +3,8 @@
 Emulates ldmatrix(.x4, .trans) and mma.m16n8k16 with the PTX ISA fragment layouts (float64, no
 rounding) and replays, for every warp of one sub-tile, the lane address formulas (a_off, b_off,
 ds_off), the C->A fragment repacking, the mask-word/bit extraction and the dS^T shared-memory
-stores that attention_fwd.cu and attention_bwd.cu use, against plain matrix algebra. Keep the
+stores that attention_fwd.cu, attention_bwd.cu and attention_dq_pass.cu (through the warp tile
+products of mma_helpers.cuh) use, against plain matrix algebra. Keep the
 formulas here in sync with the kernels. Run: python cuda/fragment_check.py  (a few seconds).
 """
 import sys
@@ -68,56 +69,75 @@ def a_off(pitch): return ((lanes & 7) + ((lanes >> 3) & 1) * 8) * pitch + (lanes
 def b_off(pitch): return ((lanes & 7) + (lanes >> 4) * 8) * pitch + ((lanes >> 3) & 1) * 8
 
 
-def check_forward(D):
-    pitch = D + 8
-    Q = rng.standard_normal((128, D)); K = rng.standard_normal((64, D)); V = rng.standard_normal((64, D))
-    sQ = np.zeros(128 * pitch); sK = np.zeros(64 * pitch); sV = np.zeros(64 * pitch)
-    for r in range(128): sQ[r * pitch: r * pitch + D] = Q[r]
-    for r in range(64): sK[r * pitch: r * pitch + D] = K[r]; sV[r * pitch: r * pitch + D] = V[r]
-    # mask: full block 128x128 bits, sub-tile half
+def random_subtile_mask():
+    """A random 128 x 128 block mask and the forward's [row][2 words] stage of its second 64-key
+    half, as the kernels' load_subtile_mask_async fills it (tid = 2 row + word)."""
     maskbits = rng.random((128, 128)) < 0.6
     words = np.zeros((128, 4), dtype=np.uint64)
     for r in range(128):
         for c in range(128):
             if maskbits[r, c]: words[r, c >> 5] |= np.uint64(1 << (c & 31))
     half = 1
-    smask = np.zeros(256, dtype=np.uint64)
-    for tid in range(256):  # kernel: r = tid>>1, w = tid&1, src = r*4 + half*2 + w -> sMask[tid]
-        smask[tid] = words[tid >> 1, half * 2 + (tid & 1)]
+    smask = np.array([words[tid >> 1, half * 2 + (tid & 1)] for tid in range(256)])
+    return maskbits, half, smask
+
+
+def warp_tile_abt(sA, a_row0, sB, pitch, D):
+    """mma_helpers.cuh warp_tile_abt: A rows a_row0..+15 of sA times the 64 rows of sB, transposed."""
+    s = np.zeros((8, 32, 4))
+    for kk in range(D // 16):
+        a = ldsm(sA, a_row0 * pitch + a_off(pitch) + kk * 16)
+        for nn in range(4):
+            b = ldsm(sB, b_off(pitch) + nn * 16 * pitch + kk * 16)
+            s[2 * nn] = mma(s[2 * nn], a, b[:, 0], b[:, 1])
+            s[2 * nn + 1] = mma(s[2 * nn + 1], a, b[:, 2], b[:, 3])
+    return s
+
+
+def warp_tile_pb(o, p, sB, pitch, D):
+    """mma_helpers.cuh warp_tile_pb: o += P (C->A repacked) times the row-major 64 x D tile sB (.trans)."""
+    for kk in range(4):
+        a = pack_a(p, kk)
+        for nd in range(D // 16):
+            b = ldsm(sB, a_off(pitch) + kk * 16 * pitch + nd * 16, trans=True)
+            o[2 * nd] = mma(o[2 * nd], a, b[:, 0], b[:, 1])
+            o[2 * nd + 1] = mma(o[2 * nd + 1], a, b[:, 2], b[:, 3])
+    return o
+
+
+def mask_tile_16x64(s, smask, warp, value):
+    """mma_helpers.cuh mask_tile_16x64 with the forward's [row][2 words] stage layout."""
+    s = s.copy()
+    for l in range(32):
+        g, tq = l >> 2, l & 3
+        wlo = (smask[(warp * 16 + g) * 2], smask[(warp * 16 + g) * 2 + 1])
+        whi = (smask[(warp * 16 + g + 8) * 2], smask[(warp * 16 + g + 8) * 2 + 1])
+        for j in range(8):
+            shift = (j & 3) * 8 + tq * 2
+            blo = int(wlo[0] if j < 4 else wlo[1]) >> shift
+            bhi = int(whi[0] if j < 4 else whi[1]) >> shift
+            for e, bit in ((0, blo & 1), (1, (blo >> 1) & 1), (2, bhi & 1), (3, (bhi >> 1) & 1)):
+                if not bit:
+                    s[j, l, e] = value
+    return s
+
+
+def check_forward(D):
+    pitch = D + 8
+    Q = rng.standard_normal((128, D)); K = rng.standard_normal((64, D)); V = rng.standard_normal((64, D))
+    sQ = np.zeros(128 * pitch); sK = np.zeros(64 * pitch); sV = np.zeros(64 * pitch)
+    for r in range(128): sQ[r * pitch: r * pitch + D] = Q[r]
+    for r in range(64): sK[r * pitch: r * pitch + D] = K[r]; sV[r * pitch: r * pitch + D] = V[r]
+    maskbits, half, smask = random_subtile_mask()
     ok = True
     for warp in range(8):
-        s = np.zeros((8, 32, 4))
-        for kk in range(D // 16):
-            a = ldsm(sQ, warp * 16 * pitch + a_off(pitch) + kk * 16)
-            for nn in range(4):
-                bk = ldsm(sK, b_off(pitch) + nn * 16 * pitch + kk * 16)
-                s[2 * nn] = mma(s[2 * nn], a, bk[:, 0], bk[:, 1])
-                s[2 * nn + 1] = mma(s[2 * nn + 1], a, bk[:, 2], bk[:, 3])
-        S = cfrag_to_mat(s)
-        ref = Q[warp * 16: warp * 16 + 16] @ K.T
-        ok &= np.allclose(S, ref)
-        # mask emulation
-        m = np.ones((8, 32, 4), dtype=bool)
-        for l in range(32):
-            g, tq = l >> 2, l & 3
-            wlo = (smask[(warp * 16 + g) * 2], smask[(warp * 16 + g) * 2 + 1])
-            whi = (smask[(warp * 16 + g + 8) * 2], smask[(warp * 16 + g + 8) * 2 + 1])
-            for j in range(8):
-                shift = (j & 3) * 8 + tq * 2
-                blo = int(wlo[0] if j < 4 else wlo[1]) >> shift
-                bhi = int(whi[0] if j < 4 else whi[1]) >> shift
-                m[j, l, 0] = blo & 1; m[j, l, 1] = (blo >> 1) & 1; m[j, l, 2] = bhi & 1; m[j, l, 3] = (bhi >> 1) & 1
-        M = cfrag_to_mat(m.astype(float)).astype(bool)
+        s = warp_tile_abt(sQ, warp * 16, sK, pitch, D)
+        ok &= np.allclose(cfrag_to_mat(s), Q[warp * 16: warp * 16 + 16] @ K.T)
+        # mask emulation: masked entries -> 0 here, so that P = S * mask
+        P = mask_tile_16x64(s, smask, warp, 0.0)
+        M = cfrag_to_mat(mask_tile_16x64(np.ones((8, 32, 4)), smask, warp, 0.0)).astype(bool)
         ok &= np.array_equal(M, maskbits[warp * 16: warp * 16 + 16, half * 64: half * 64 + 64])
-        # PV with P = S * mask
-        P = np.where(m, s, 0.0)
-        o = np.zeros((D // 8, 32, 4))
-        for kk in range(4):
-            a = pack_a(P, kk)
-            for nd in range(D // 16):
-                bv = ldsm(sV, a_off(pitch) + kk * 16 * pitch + nd * 16, trans=True)
-                o[2 * nd] = mma(o[2 * nd], a, bv[:, 0], bv[:, 1])
-                o[2 * nd + 1] = mma(o[2 * nd + 1], a, bv[:, 2], bv[:, 3])
+        o = warp_tile_pb(np.zeros((D // 8, 32, 4)), P, sV, pitch, D)
         O = cfrag_to_mat(o)
         ok &= np.allclose(O, cfrag_to_mat(P) @ V)
         # epilogue smem staging: row g -> o[n][0..1] at col n*8 + 2tq; row g+8 -> o[n][2..3]
@@ -241,7 +261,39 @@ def check_backward(D, KEYS):
     return bool(ok and ok_kv and ok_ds and ok_dq)
 
 
+def check_dq_pass(D):
+    """attention_dq_pass.cu: per warp, S = Q K^T, P = exp2(S c - lse log2e) masked, dP = dO V^T,
+    dS = P (dP - delta), dQ += dS K, for one 64-key sub-tile (the second half of a partial block)."""
+    pitch = D + 8
+    Q, dO = rng.standard_normal((128, D)), rng.standard_normal((128, D))
+    K, V = rng.standard_normal((64, D)), rng.standard_normal((64, D))
+    lse, delta, scale = rng.standard_normal(128) + 3, rng.standard_normal(128), 0.3
+    def smem(X):
+        m = np.zeros(X.shape[0] * pitch)
+        for r in range(X.shape[0]): m[r * pitch: r * pitch + D] = X[r]
+        return m
+    sQ, sdO, sK, sV = smem(Q), smem(dO), smem(K), smem(V)
+    maskbits, half, smask = random_subtile_mask()
+    vis = maskbits[:, half * 64: half * 64 + 64]
+    P_ref = np.exp(scale * Q @ K.T - lse[:, None]) * vis
+    dQ_ref = scale * (P_ref * (dO @ V.T - delta[:, None])) @ K
+    ok = True
+    for warp in range(8):
+        rows = slice(warp * 16, warp * 16 + 16)
+        s = warp_tile_abt(sQ, warp * 16, sK, pitch, D) * (scale * np.log2(np.e))
+        s = mask_tile_16x64(s, smask, warp, -np.inf)
+        base = np.array([[lse[warp * 16 + (l >> 2)], lse[warp * 16 + (l >> 2) + 8]] for l in range(32)]) * np.log2(np.e)
+        dlt = np.array([[delta[warp * 16 + (l >> 2)], delta[warp * 16 + (l >> 2) + 8]] for l in range(32)])
+        p = np.exp2(s - base[None, :, [0, 0, 1, 1]])
+        ok &= np.allclose(cfrag_to_mat(p), P_ref[rows])
+        ds = p * (warp_tile_abt(sdO, warp * 16, sV, pitch, D) - dlt[None, :, [0, 0, 1, 1]])
+        dq = warp_tile_pb(np.zeros((D // 8, 32, 4)), ds, sK, pitch, D)
+        ok &= np.allclose(scale * cfrag_to_mat(dq), dQ_ref[rows])
+    print("dq pass D=%d layout check:" % D, "OK" if ok else "FAIL")
+    return bool(ok)
+
+
 if __name__ == "__main__":
-    results = [check_forward(64), check_forward(128)]
+    results = [check_forward(64), check_forward(128), check_dq_pass(64), check_dq_pass(128)]
     results += [check_backward(d, k) for d in (64, 128) for k in (64, 128)]
     sys.exit(0 if all(results) else 1)

@@ -2,7 +2,7 @@
 
 No GPU needed; numpy only. Emulates, in float64 (no rounding), one CTA of attention_fwd_sm90_kernel
 over several key blocks (full and partial, ragged N):
-  * byte-addressed shared memory with the kernel's cp.async destination formula (swz_offset) and
+  * byte-addressed shared memory with the kernel's cp.async destination formula (sw128_offset) and
     its zero-fill for rows >= N;
   * the wgmma shared-memory descriptor as the kernel packs it (desc_sw128), decoded field by field,
     and the canonical 128-byte-swizzle layouts of the PTX ISA ("Shared Memory Matrix Layout",
@@ -27,8 +27,8 @@ rng = np.random.default_rng(1)
 ATOM = 128 * 128  # bytes of one 64-column atom of a 128-row tile
 
 
-def swz_offset(rows, r, col):
-    """Kernel's swz_offset (byte offset of element (r, col)); works on numpy arrays."""
+def sw128_offset(rows, r, col):
+    """Kernel's sw128_offset (byte offset of element (r, col)); works on numpy arrays."""
     return (col >> 6) * rows * 128 + r * 128 + ((((col & 63) >> 3) ^ (r & 7)) << 4) + (col & 7) * 2
 
 
@@ -160,7 +160,7 @@ def run_cta(D, N, qb, entries, masks, Q, K, V, scale):
     r, c = i // kChunks, i % kChunks
     vals = np.where((q0 + r < N)[:, None], Q[np.minimum(q0 + r, N - 1)], 0.0)  # zero-fill past N
     for e in range(8):
-        sm.put(sQ + swz_offset(128, r, c * 8) + 2 * e, vals[np.arange(len(i)), c * 8 + e])
+        sm.put(sQ + sw128_offset(128, r, c * 8) + 2 * e, vals[np.arange(len(i)), c * 8 + e])
 
     def load_kv(stage, kb, part):
         k0 = kb * 128
@@ -168,7 +168,7 @@ def run_cta(D, N, qb, entries, masks, Q, K, V, scale):
         kv = np.where(ok, K[np.minimum(k0 + r, N - 1)], 0.0)
         vv = np.where(ok, V[np.minimum(k0 + r, N - 1)], 0.0)
         for e in range(8):
-            off = swz_offset(128, r, c * 8) + 2 * e
+            off = sw128_offset(128, r, c * 8) + 2 * e
             sm.put(sK + stage * kTile + off, kv[np.arange(len(i)), c * 8 + e])
             sm.put(sV + stage * kTile + off, vv[np.arange(len(i)), c * 8 + e])
         if part >= 0:
@@ -227,14 +227,14 @@ def run_cta(D, N, qb, entries, masks, Q, K, V, scale):
         for n in range(D // 8):
             col = n * 8 + TQ_ * 2
             for hf in range(2):
-                stage_sm.put(base + swz_offset(128, row_lo, col + hf), o[:, n, hf] * inv[:, 0])
-                stage_sm.put(base + swz_offset(128, row_lo + 8, col + hf), o[:, n, 2 + hf] * inv[:, 1])
+                stage_sm.put(base + sw128_offset(128, row_lo, col + hf), o[:, n, hf] * inv[:, 0])
+                stage_sm.put(base + sw128_offset(128, row_lo + 8, col + hf), o[:, n, 2 + hf] * inv[:, 1])
         for w in range(4):
             warp_row0 = wg * 64 + w * 16
             for lane_i in range(16 * kChunks):
                 rr, cc = lane_i // kChunks, lane_i % kChunks
                 outs[warp_row0 + rr, cc * 8: cc * 8 + 8] = stage_sm.get(
-                    base + swz_offset(128, warp_row0 + rr, cc * 8) + 2 * np.arange(8))
+                    base + sw128_offset(128, warp_row0 + rr, cc * 8) + 2 * np.arange(8))
         for rr in range(2):
             rows = row_lo + 8 * rr
             lv = np.where(l_tot[:, rr] == 0, -np.inf, (m_run[:, rr] + np.log2(np.where(l_tot[:, rr] > 0, l_tot[:, rr], 1))) / np.log2(np.e))
@@ -302,7 +302,7 @@ def check_bank_conflicts():
     ok = True
     for D in (64, 128):
         for n in range(D // 8):
-            addr = swz_offset(128, np.arange(32) // 4, n * 8 + (np.arange(32) % 4) * 2)
+            addr = sw128_offset(128, np.arange(32) // 4, n * 8 + (np.arange(32) % 4) * 2)
             ok &= len(set(((addr // 4) % 32).tolist())) == 32
     print("epilogue store banks:", "OK" if ok else "FAIL")
     return bool(ok)

@@ -19,6 +19,8 @@
 
 #include <cstdint>
 
+#include "aim/attention_layout.h"
+
 namespace aim {
 namespace gpu {
 
@@ -40,6 +42,9 @@ __device__ __forceinline__ void cp_async_4(uint32_t dst, const void* src) {
 }
 
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+
+// Wait for every cp.async this thread issued, committed or not.
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
 
 template <int kPending>
 __device__ __forceinline__ void cp_async_wait() {
@@ -124,6 +129,96 @@ __device__ __forceinline__ void atomic_add2(float* dst, float a, float b) {
   atomicAdd(dst, a);
   atomicAdd(dst + 1, b);
 #endif
+}
+
+// The A fragment of one k-step (16 columns) from the C fragments of its two 8-column tiles lo, hi,
+// rounded to T: a0 = (g, 2tq..), a1 = (g+8, 2tq..), a2 = (g, 8+2tq..), a3 = (g+8, 8+2tq..). The
+// same holds for a wgmma accumulator and its register-A operand (aim/attention_sm90.h).
+template <typename T>
+__device__ __forceinline__ void c_to_a(uint32_t (&a)[4], const float (&lo)[4], const float (&hi)[4]) {
+  a[0] = pack2<T>(lo[0], lo[1]);
+  a[1] = pack2<T>(lo[2], lo[3]);
+  a[2] = pack2<T>(hi[0], hi[1]);
+  a[3] = pack2<T>(hi[2], hi[3]);
+}
+
+// Backward, one 8-column group of a transposed score tile (rows = keys, columns = queries; this
+// thread's columns 2tq, 2tq + 1 have log-sum-exp lse.x, lse.y): scores -> probabilities
+// P^T = exp2(S^T * scale*log2e - backward_base_log2(lse)), 0 for queries that saw no key.
+__device__ __forceinline__ void probs_from_lse(float (&s)[4], float2 lse, float scale_log2) {
+  const float base0 = backward_base_log2(lse.x);
+  const float base1 = backward_base_log2(lse.y);
+  s[0] = fast_exp2(s[0] * scale_log2 - base0);
+  s[1] = fast_exp2(s[1] * scale_log2 - base1);
+  s[2] = fast_exp2(s[2] * scale_log2 - base0);
+  s[3] = fast_exp2(s[3] * scale_log2 - base1);
+}
+
+// ... and dP^T -> dS^T = P^T (dP^T - delta) in place, delta of the two columns in delta.x, .y.
+__device__ __forceinline__ void ds_from_dp(float (&dp)[4], const float (&p)[4], float2 delta) {
+  dp[0] = p[0] * (dp[0] - delta.x);
+  dp[1] = p[1] * (dp[1] - delta.y);
+  dp[2] = p[2] * (dp[2] - delta.x);
+  dp[3] = p[3] * (dp[3] - delta.y);
+}
+
+// ---- Warp-level tile products of the portable kernels: 16 rows per warp, 64-column tiles of
+// row-major shared-memory tiles with row pitch kPitch elements (see launch_common.cuh), in the
+// fragment layouts above. a_off / b_off are each lane's ldmatrix offsets (attention_fwd.cu).
+
+// s = A B^T, A = the warp's 16 rows x kD, B = 64 rows x kD: `a_lane` is this lane's ldmatrix
+// address of A (a_off), `b_lane` its address in B (b_off). s[j] holds B rows 8j..8j+7.
+template <typename T, int kD, int kPitch>
+__device__ __forceinline__ void warp_tile_abt(float (&s)[8][4], uint32_t a_lane, uint32_t b_lane) {
+#pragma unroll
+  for (int j = 0; j < 8; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+#pragma unroll
+  for (int kk = 0; kk < kD / 16; ++kk) {
+    uint32_t a[4];
+    ldmatrix_x4(a, a_lane + kk * 16 * 2);
+#pragma unroll
+    for (int nn = 0; nn < 4; ++nn) {
+      uint32_t b[4];  // registers 0,1 = (b0,b1) of B rows 16nn..+7, registers 2,3 of rows +8..+15
+      ldmatrix_x4(b, b_lane + (nn * 16 * kPitch + kk * 16) * 2);
+      mma_16816<T>(s[2 * nn], a, b[0], b[1]);
+      mma_16816<T>(s[2 * nn + 1], a, b[2], b[3]);
+    }
+  }
+}
+
+// o += P B, P = this warp's 16 x 64 accumulators (warp_tile_abt's layout), rounded to T, and
+// B = a row-major 64 x kD tile read with ldmatrix.trans at `b_lane` (a_off). P's C fragments of
+// columns 16kk..16kk+15 (tiles 2kk, 2kk+1) are exactly the A fragment of k-step kk (c_to_a).
+template <typename T, int kD, int kPitch>
+__device__ __forceinline__ void warp_tile_pb(float (&o)[kD / 8][4], const float (&p)[8][4], uint32_t b_lane) {
+#pragma unroll
+  for (int kk = 0; kk < 4; ++kk) {
+    uint32_t a[4];
+    c_to_a<T>(a, p[2 * kk], p[2 * kk + 1]);
+#pragma unroll
+    for (int nd = 0; nd < kD / 16; ++nd) {
+      uint32_t b[4];  // .trans of B rows 16kk.., columns 16nd..: (b0,b1) of columns 16nd..+7, then +8..+15
+      ldmatrix_x4_trans(b, b_lane + (kk * 16 * kPitch + nd * 16) * 2);
+      mma_16816<T>(o[2 * nd], a, b[0], b[1]);
+      mma_16816<T>(o[2 * nd + 1], a, b[2], b[3]);
+    }
+  }
+}
+
+// Masked pairs of a 16 x 64 score tile -> -inf. s[j][e] is (row g, key 8j + 2tq + e), s[j][2 + e]
+// (row g + 8, same key); w_lo, w_hi are the two mask words (64 keys, aim::mask_bit's bits) of
+// rows g and g + 8.
+__device__ __forceinline__ void mask_tile_16x64(float (&s)[8][4], uint2 w_lo, uint2 w_hi, int tq) {
+#pragma unroll
+  for (int j = 0; j < 8; ++j) {
+    const int shift = (j & 3) * 8 + tq * 2;  // bit of key 8j + 2tq within its 32-key word
+    const uint32_t bits_lo = ((j < 4) ? w_lo.x : w_lo.y) >> shift;
+    const uint32_t bits_hi = ((j < 4) ? w_hi.x : w_hi.y) >> shift;
+    if (!(bits_lo & 1u)) s[j][0] = -INFINITY;
+    if (!(bits_lo & 2u)) s[j][1] = -INFINITY;
+    if (!(bits_hi & 1u)) s[j][2] = -INFINITY;
+    if (!(bits_hi & 2u)) s[j][3] = -INFINITY;
+  }
 }
 
 }  // namespace gpu

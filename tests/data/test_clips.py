@@ -9,7 +9,6 @@ import torch.nn.functional as F
 
 from aim.data import CanvasLayout, ClipDataset, DatasetWriter, VideoCodec, ViewSlot
 from aim.ops.value_maps import render_value_maps, sample_value_maps
-
 from tests.data.helpers import CAMERAS, synthetic_episode
 
 FPS = 10

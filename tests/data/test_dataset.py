@@ -11,11 +11,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from aim.data import ClipDataset, DatasetFormatError, DatasetReader, DatasetWriter, VideoCodec
+from aim.data import (
+    ClipDataset,
+    DatasetFormatError,
+    DatasetReader,
+    DatasetWriter,
+    VideoCodec,
+)
 from aim.data import lerobot_format as fmt
 from aim.data.stats import QUANTILES, SKETCH_SIZE, episode_stats, merge_stats
 from aim.data.video import encode_video, frame_count
-
 from tests.data.helpers import CAMERAS, synthetic_episode
 
 FPS = 10
@@ -301,22 +306,29 @@ def test_cli_dataset_info_summarises(dataset, capsys):
     assert "meta/info.json: missing" in capsys.readouterr().err
 
 
-def test_preview_overlays_heat_in_red(dataset, episodes, tmp_path, capsys):
+def test_preview_overlays_heat_in_magenta(dataset, episodes, tmp_path, capsys):
     from PIL import Image
 
     from aim.cli import main
-    from aim.data.preview import ALPHA, overlay
+    from aim.data.picture_grid import grid_boxes, upscale
+    from aim.data.preview import ALPHA, VIEW_PIXELS, overlay, preview_grid
 
     frame = np.full((2, 2, 3), 100, dtype=np.uint8)
     out = overlay(frame, np.array([[0.0, 1.0], [0.5, 0.0]]))
     np.testing.assert_array_equal(out[0, 0], [100, 100, 100])
-    np.testing.assert_array_equal(out[0, 1], np.rint([100 + ALPHA * 155, 100 * (1 - ALPHA), 100 * (1 - ALPHA)]))
+    np.testing.assert_array_equal(out[0, 1], np.rint([100 + ALPHA * 155, 100 * (1 - ALPHA), 100 + ALPHA * 155]))
     path = tmp_path / "preview.png"
     assert main(["dataset", "preview", str(dataset), "--episode", "1", "--frame", "2", "--out", str(path)]) == 0
     picture = np.asarray(Image.open(path))
-    assert picture.shape == (16, 24 * len(CAMERAS), 3)
-    first = min(CAMERAS)  # cameras are stored in sorted order
-    np.testing.assert_array_equal(picture[:, :24],
-                                  overlay(episodes[1].images[first][2], np.rint(episodes[1].value_maps[first][2] * 255) / 255))
-    assert main(["dataset", "preview", str(dataset), "--episode", "9", "--out", str(path)]) == 1
+    cells, rows, cameras, _ = preview_grid(dataset, 1, 2)
+    assert cameras == sorted(CAMERAS) and rows == ["frame", "value-map label"]
+    factor = VIEW_PIXELS // 16  # 16 x 24 views, upscaled to 256 pixels a side
+    width, height, boxes = grid_boxes(cells, rows, cameras, "title")
+    assert picture.shape == (height, width, 3)
+    for camera, (frame_box, heat_box) in zip(cameras, zip(*boxes)):
+        image, heat = episodes[1].images[camera][2], np.rint(episodes[1].value_maps[camera][2] * 255) / 255
+        for (top, left), want in ((frame_box, image), (heat_box, overlay(image, heat))):
+            got = picture[top:top + 16 * factor, left:left + 24 * factor]
+            np.testing.assert_array_equal(got, upscale(want, factor))
+    assert main(["dataset", "preview", str(dataset), "--episode", "9", "--out", str(path)]) == 2
     assert "no frame 0 in episode 9" in capsys.readouterr().err

@@ -9,11 +9,16 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from aim.data import DatasetFormatError, DatasetReader, DatasetWriter, available_backends, video_backend
+from aim.data import (
+    DatasetFormatError,
+    DatasetReader,
+    DatasetWriter,
+    available_backends,
+    video_backend,
+    video_backends,
+)
 from aim.data import lerobot_format as fmt
-from aim.data import video_backends
 from aim.data.video_backends import DALIBackend, PyAVBackend
-
 from tests.data.helpers import CAMERAS, synthetic_episode
 
 FPS = 10

@@ -11,12 +11,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from aim.errors import UsageError
+from aim.eval.observation import Observation
 from aim.model import AIMTransformer, preset
 from aim.model.text_encoders import TaskEmbedding
 from aim.model.video_tokenizers import PixelPatchTokenizer
+from aim.runtime.bundle import ModelBundle
+from aim.runtime.preprocessing import canvas_layout, clip_structure
 from aim.sim.environment import Environment, StepResult
-from aim.train.batches import canvas_layout, clip_structure
-from aim.train.bundle import ModelBundle
 
 CAMERAS = ["head", "left_wrist", "right_wrist"]
 TASKS = ["reach", "push"]
@@ -43,16 +45,17 @@ def tiny_bundle(image_size=(8, 8), frame_stride: int = 2, action_channels: int =
 
 
 def save_bundle(bundle: ModelBundle, directory) -> None:
-    """A checkpoint directory aim.train.bundle.load_bundle reads (bundle.json, model.safetensors)."""
+    """A checkpoint directory aim.runtime.bundle.load_bundle reads (bundle.json, model.safetensors)."""
     import json
 
-    from aim.train.bundle import (
+    from safetensors.torch import save_file
+
+    from aim.runtime.bundle import (
         BUNDLE_FILE,
         WEIGHTS_FILE,
         bundle_metadata,
         trained_modules,
     )
-    from safetensors.torch import save_file
 
     directory.mkdir(parents=True, exist_ok=True)
     weights = {f"{prefix}.{k}": v.contiguous() for prefix, module in trained_modules(bundle).items()
@@ -85,8 +88,12 @@ class PointEnv(Environment):
         return StepResult(self.position.copy(), bool(success), False)
 
     def render(self) -> dict[str, np.ndarray]:
-        rows = np.linspace(0.0, 1.0, self.height)[:, None, None]
-        cols = np.linspace(0.0, 1.0, self.width)[None, :, None]
+        return self.render_at(self.height, self.width)
+
+    def render_at(self, height: int, width: int) -> dict[str, np.ndarray]:
+        """The views at ``height`` x ``width`` (the intrinsics of that size: :meth:`intrinsics_at`)."""
+        rows = np.linspace(0.0, 1.0, height)[:, None, None]
+        cols = np.linspace(0.0, 1.0, width)[None, :, None]
         images = {}
         for i, camera in enumerate(self.cameras):
             phase = self.position[None, None, :] * 3.0 + i
@@ -95,8 +102,11 @@ class PointEnv(Environment):
         return images
 
     def intrinsics(self) -> dict[str, np.ndarray]:
-        f = float(self.width)
-        k = np.array([[f, 0.0, (self.width - 1) / 2], [0.0, f, (self.height - 1) / 2], [0.0, 0.0, 1.0]])
+        return self.intrinsics_at(self.height, self.width)
+
+    def intrinsics_at(self, height: int, width: int) -> dict[str, np.ndarray]:
+        f = float(width)
+        k = np.array([[f, 0.0, (width - 1) / 2], [0.0, f, (height - 1) / 2], [0.0, 0.0, 1.0]])
         return {c: k for c in self.cameras}
 
     def extrinsics(self) -> dict[str, np.ndarray]:
@@ -120,6 +130,10 @@ class PointSuite:
     def make(self, task: str, cameras: Sequence[str], image_size: tuple[int, int]) -> PointEnv:
         return PointEnv(cameras, image_size)
 
+    def check_task(self, task: str) -> None:
+        if task not in TASKS:
+            raise UsageError(f"PointSuite: unknown task {task!r}; known: {TASKS}")
+
     def instruction(self, task: str) -> str:
         return task
 
@@ -128,3 +142,36 @@ class PointSuite:
 
     def ee_targets(self, env: PointEnv, actions: np.ndarray) -> np.ndarray:
         return env.position + PointEnv.STEP * np.cumsum(np.clip(actions[:, :3], -1.0, 1.0), axis=0)
+
+    def view(self, env: PointEnv, height: int, width: int) -> Observation:
+        return Observation(env.render_at(height, width), env.intrinsics_at(height, width), env.extrinsics())
+
+class DyingPointEnv(PointEnv):
+    """A PointEnv whose process is killed (SIGKILL: no cleanup, no exception) when an episode of
+    seed ``dies_at`` takes its first step: what the operating system's out-of-memory killer does."""
+
+    def __init__(self, cameras: Sequence[str], image_size: tuple[int, int], dies_at: int) -> None:
+        super().__init__(cameras, image_size)
+        self.dies_at = dies_at
+
+    def reset(self, seed: int) -> np.ndarray:
+        self.seed = seed
+        return super().reset(seed)
+
+    def step(self, action: np.ndarray) -> StepResult:
+        if self.seed == self.dies_at:
+            import os
+            import signal
+
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().step(action)
+
+
+@dataclass(frozen=True)
+class DyingPointSuite(PointSuite):
+    """PointSuite whose worker dies in the episode of seed ``dies_at``."""
+
+    dies_at: int = 0
+
+    def make(self, task: str, cameras: Sequence[str], image_size: tuple[int, int]) -> PointEnv:
+        return DyingPointEnv(cameras, image_size, self.dies_at)

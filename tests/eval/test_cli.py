@@ -4,8 +4,6 @@ import json
 
 import pytest
 
-# Before metaworld is imported anywhere: this import (through aim.sim.metaworld_env) selects MuJoCo's EGL backend.
-import aim.eval.metaworld_suite  # noqa: F401
 from aim.cli import main
 
 from .helpers import save_bundle, tiny_bundle

@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 
-# Before metaworld is imported anywhere: this import (through aim.sim.metaworld_env) selects MuJoCo's EGL backend.
 from aim.eval.episode import run_episode
 from aim.eval.metaworld_suite import MetaWorldSuite
 from aim.eval.policy import AIMPolicy
@@ -23,13 +22,13 @@ def _bundle():
 
 
 @pytest.mark.parametrize("action_space", ["delta", "target"])
-def test_targets_follow_the_simulated_hand(action_space):
+def test_targets_follow_the_simulated_hand(action_space, rng):
     """Commanding a constant displacement (or a target 15 cm away), the tool centre travels (with
     some lag) where the predicted targets say: the targets use the simulator's action scale."""
     suite = MetaWorldSuite(action_space)
     env = suite.make(TASK, ("corner",), (16, 16))
     env.reset(0)
-    direction = np.random.default_rng().choice([-1.0, 1.0])
+    direction = rng.choice([-1.0, 1.0])
     start, _ = env.ee_pose()
     if action_space == "delta":
         actions = np.tile([0.0, direction, 0.0, 0.0], (25, 1))
@@ -67,20 +66,43 @@ def test_a_run_is_evaluated_rendering_as_its_data_was_rendered(tmp_path):
     suite = suite_for_run(tmp_path / "run")
     assert suite.multisample == 0 and suite_for_run(bundle).multisample == 0
     assert suite.make(TASK, ("corner",), (16, 16)).multisample == 0
-    from aim.train.bundle import load_bundle
+    from aim.runtime.bundle import load_bundle
 
     assert load_bundle(tmp_path / "run").render == {"multisample": 0}
 
 
-def test_short_episode_with_video(tmp_path):
-    bundle = _bundle()
-    policy = AIMPolicy(bundle, SAMPLER)
-    result = run_episode(policy, MetaWorldSuite(), TASK, seed=1_000_000, max_steps=6, video_path=tmp_path / "r.gif")
-    assert result.steps == 6 and not result.success and len(result.chunk_latencies_s) == 2
+def test_short_episode_with_video_leaves_the_episode_unchanged(tmp_path):
     from PIL import Image
 
+    bundle, suite = _bundle(), MetaWorldSuite()
+    env = suite.make(TASK, tuple(bundle.cameras), (16, 16))
+    plain = run_episode(AIMPolicy(bundle, SAMPLER), suite, TASK, seed=1_000_000, max_steps=6)
+    pose = env.ee_pose()[0]
+    result = run_episode(AIMPolicy(bundle, SAMPLER), suite, TASK, seed=1_000_000, max_steps=6,
+                         video_path=tmp_path / "r.gif", video_size=256, video_every=2)
+    assert result.steps == 6 and not result.success and len(result.chunk_latencies_s) == 2
+    assert (plain.steps, plain.success) == (result.steps, result.success)
+    np.testing.assert_array_equal(env.ee_pose()[0], pose)  # rendering for people moved nothing
     gif = Image.open(result.video)
-    assert gif.n_frames == 1 + 6 // bundle.frame_stride and gif.size == (16, 16)
+    assert gif.n_frames == 1 + 6 // 2
+    assert gif.size[0] >= 256 and gif.size[1] >= 256
+
+
+def test_views_for_people_show_what_the_model_sees_larger():
+    """The render for people comes from the same camera: shrunk back to the model's 16 pixels it
+    matches the model's own view (up to anti-aliasing); its intrinsics are those of its size."""
+    suite = MetaWorldSuite()
+    env = suite.make(TASK, ("corner",), (16, 16))
+    env.reset(3)
+    small = env.render()["corner"].astype(float)
+    view = suite.view(env, 256, 256)
+    large = view.images["corner"]
+    assert large.shape == (256, 256, 3) and large.dtype == np.uint8
+    shrunk = large.astype(float).reshape(16, 16, 16, 16, 3).mean(axis=(1, 3))
+    assert np.abs(shrunk - small).mean() < 12, np.abs(shrunk - small).mean()
+    np.testing.assert_allclose(view.intrinsics["corner"], env.intrinsics()["corner"] * [[16], [16], [1]] +
+                               [[0, 0, 7.5], [0, 0, 7.5], [0, 0, 0]])
+    np.testing.assert_array_equal(view.extrinsics["corner"], env.extrinsics()["corner"])
 
 
 def test_same_seeds_give_the_same_episodes_in_one_process(tmp_path):

@@ -51,7 +51,7 @@ def test_actions_have_the_chunk_shape_and_environment_units():
     assert np.abs(first_plain).max() > 0.1
 
 
-def test_executed_actions_return_normalised():
+def test_executed_actions_return_normalised(rng):
     """A policy with statistics told it executed a continues like a policy without them told
     (a - mean) / std: the model only ever reads z-scored actions."""
     mean, std = torch.tensor([0.2, 0.1, -0.3, 0.0]), torch.tensor([2.0, 0.5, 1.5, 4.0])
@@ -60,7 +60,7 @@ def test_executed_actions_return_normalised():
     env = PointEnv(scaled.bundle.cameras, scaled.bundle.image_size)
     env.reset(3)
     first = observe(env)
-    executed = np.random.default_rng().uniform(-1, 1, (scaled.actions_per_chunk, 4))
+    executed = rng.uniform(-1, 1, (scaled.actions_per_chunk, 4))
     frames = _frames(env, executed, scaled.frame_stride)
     second = []
     for policy, told in ((scaled, executed), (plain, (executed - mean.numpy()) / std.numpy())):

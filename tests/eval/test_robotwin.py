@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from aim.eval.policy import AIMPolicy
@@ -51,7 +52,8 @@ class RecordingTaskEnv:
         self.step_lim, self.succeed_at, self.instruction = step_lim, succeed_at, instruction
         self.take_action_cnt, self.eval_success = 0, False
         self.actions, self.get_obs_calls = [], 0
-        self.rng, self.image_size = np.random.default_rng(), image_size
+        # Seeded from torch's generator, which the test session seeds per test.
+        self.rng, self.image_size = np.random.default_rng(int(torch.randint(2**31, ()))), image_size
         self.first = recorded_observation(self.rng, image_size)
 
     def get_instruction(self) -> str:
@@ -104,7 +106,7 @@ def test_policy_folder_runs_a_qpos_episode(policy_module, monkeypatch, tmp_path)
     module, folder = policy_module
     bundle = _bundle(14, (6, 13))
     loaded = []
-    monkeypatch.setattr("aim.train.bundle.load_bundle", lambda path, device: loaded.append((path, device)) or bundle)
+    monkeypatch.setattr("aim.runtime.bundle.load_bundle", lambda path, device: loaded.append((path, device)) or bundle)
     usr_args = yaml.safe_load((folder / "deploy_policy.yml").read_text())
     usr_args.update(task_name=TASK, task_config="demo_clean", ckpt_setting="v1", seed=0,
                     left_arm_dim=6, right_arm_dim=6)
@@ -136,7 +138,7 @@ def test_ee_actions_and_early_success(monkeypatch):
     import aim.eval.robotwin as adapter
 
     bundle = _bundle(16, (7, 15))
-    monkeypatch.setattr("aim.train.bundle.load_bundle", lambda path, device: bundle)
+    monkeypatch.setattr("aim.runtime.bundle.load_bundle", lambda path, device: bundle)
     model = adapter.get_model({"run_dir": "run", "seed": 3, "video_steps": 2, "action_steps": 2, "task_name": TASK})
     assert model.action_type == "ee"
     task_env = RecordingTaskEnv(step_lim=50, succeed_at=3)
@@ -168,8 +170,8 @@ def test_policy_folder_files(policy_module):
     assert "script/eval_policy.py --config policy/${policy_name}/deploy_policy.yml" in text and "policy_name=AIM" in text
 
 
-def test_observation_mapping_and_errors():
-    observation = recorded_observation(np.random.default_rng())
+def test_observation_mapping_and_errors(rng):
+    observation = recorded_observation(rng)
     mapped = robotwin_observation(observation)
     assert set(mapped.images) == {"head", "left_wrist", "right_wrist"}
     np.testing.assert_array_equal(mapped.images["left_wrist"], observation["observation"]["left_camera"]["rgb"])

@@ -16,12 +16,17 @@ import yaml
 from aim.data import ee_poses
 from aim.data.robotwin import RoboTwinSettings, convert_robotwin
 from aim.eval.policy import AIMPolicy
-from aim.eval.robotwin import RoboTwinPolicy, endpose_vector, robotwin_observation, write_policy_folder
+from aim.eval.robotwin import (
+    RoboTwinPolicy,
+    endpose_vector,
+    robotwin_observation,
+    write_policy_folder,
+)
 from aim.model.sampler import SamplerConfig
 from aim.model.text_encoders import TextEncoder
-from aim.train import load_bundle, load_config, train
-from aim.train.monitor import read_metrics
-
+from aim.runtime.bundle import load_bundle
+from aim.runtime.monitor import read_metrics
+from aim.train import load_config, train
 from tests.data.robotwin_helpers import HEIGHT, UNSEEN, WIDTH, write_task
 
 from .helpers import tiny_bundle

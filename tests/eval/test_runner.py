@@ -1,20 +1,23 @@
 """The runner: held-out seeds, results independent of the number of workers, the results
 document, the table, and rollout videos."""
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
+import torch
+from PIL import Image
 
+from aim.errors import CheckpointError
 from aim.eval.results import SCHEMA, results_table, summarise, write_results
 from aim.eval.runner import EvalSettings, evaluate
 from aim.eval.seeds import EVAL_SEED_OFFSET, eval_seeds
-from aim.eval.workers import WorkerStartError
+from aim.eval.workers import WorkerDiedError, WorkerStartError
 from aim.model.sampler import SamplerConfig
-from aim.train.bundle import WEIGHTS_FILE
-from PIL import Image
+from aim.runtime.bundle import WEIGHTS_FILE
 
-from .helpers import TASKS, PointSuite, save_bundle, tiny_bundle
+from .helpers import TASKS, DyingPointSuite, PointSuite, save_bundle, tiny_bundle
 
 SETTINGS = EvalSettings(tasks=tuple(TASKS), episodes=3, sampler=SamplerConfig(video_steps=2, guidance_scale=2.0,
                         action_steps=2), max_steps=16, videos_per_task=1)
@@ -82,9 +85,11 @@ def test_results_document_and_table(tmp_path):
     for episode in episodes:
         if episode.video:
             gif = Image.open(episode.video)
-            assert gif.size == (bundle.layout.width, bundle.layout.height)
-            # The first frame, then one per observed frame (every frame_stride steps) or the last step.
-            assert gif.n_frames == 1 + -(-episode.steps // bundle.frame_stride)
+            # Three views rendered for people side by side, each SETTINGS.video_size pixels high.
+            assert gif.size[0] >= 3 * SETTINGS.video_size and gif.size[1] >= SETTINGS.video_size
+            # The start, then a frame every video_every steps and the last step.
+            recorded = 1 + -(-episode.steps // SETTINGS.video_every)
+            assert gif.n_frames == recorded
 
     from rich.console import Console
 
@@ -103,11 +108,26 @@ def test_settings_are_checked():
         EvalSettings(tasks=("reach",), episodes=0)
     with pytest.raises(ValueError, match="video_format"):
         EvalSettings(tasks=("reach",), episodes=1, video_format="avi")
+    with pytest.raises(ValueError, match="video_size >= 16"):
+        EvalSettings(tasks=("reach",), episodes=1, video_size=8)
 
 
 def test_a_worker_that_cannot_start_raises_instead_of_hanging(tmp_path):
     checkpoint = tmp_path / "checkpoint"
     save_bundle(tiny_bundle(), checkpoint)
     (checkpoint / WEIGHTS_FILE).write_bytes(b"not a safetensors file")
-    with pytest.raises(WorkerStartError, match="could not start"):
+    with pytest.raises(CheckpointError, match="model.safetensors: damaged"):  # aim's own error, as it is
         evaluate(checkpoint, SETTINGS, tmp_path / "eval", PointSuite(), workers=2, progress=False)
+    save_bundle(tiny_bundle(), checkpoint)
+    if not torch.cuda.is_available():  # a device the workers cannot use: someone else's error, named
+        on_cuda = dataclasses.replace(SETTINGS, device="cuda")
+        with pytest.raises(WorkerStartError, match="could not start"):
+            evaluate(checkpoint, on_cuda, tmp_path / "eval", PointSuite(), workers=2, progress=False)
+
+
+def test_a_worker_that_dies_names_the_episode_instead_of_hanging(tmp_path):
+    checkpoint = tmp_path / "checkpoint"
+    save_bundle(tiny_bundle(), checkpoint)
+    seed = eval_seeds(3)[1]
+    with pytest.raises(WorkerDiedError, match=rf"{TASKS[0]} episode 1 \(seed {seed}\)"):
+        evaluate(checkpoint, SETTINGS, tmp_path / "eval", DyingPointSuite(dies_at=seed), workers=2, progress=False)

@@ -38,8 +38,7 @@ def test_wilson_matches_published_values(successes, trials, expected):
     assert low == pytest.approx(expected[0], abs=6e-5) and high == pytest.approx(expected[1], abs=6e-5)
 
 
-def test_wilson_matches_the_score_test_inversion_on_random_counts():
-    rng = np.random.default_rng()
+def test_wilson_matches_the_score_test_inversion_on_random_counts(rng):
     for _ in range(50):
         trials = int(rng.integers(1, 400))
         successes = int(rng.integers(0, trials + 1))
@@ -55,8 +54,8 @@ def test_wilson_rejects_impossible_counts():
             wilson_interval(*args)
 
 
-def test_latency_summary():
-    values = np.random.default_rng().uniform(0.1, 2.0, 37)
+def test_latency_summary(rng):
+    values = rng.uniform(0.1, 2.0, 37)
     ordered = np.sort(values)
     summary = latency_summary(list(values))
     assert summary["median_s"] == pytest.approx(ordered[18])

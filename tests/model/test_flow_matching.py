@@ -4,7 +4,13 @@ import pytest
 import torch
 
 from aim.model import preset
-from aim.model.flow_matching import FlowMatchingConfig, add_noise, shift_sigma, timestep_weight, training_loss
+from aim.model.flow_matching import (
+    FlowMatchingConfig,
+    add_noise,
+    shift_sigma,
+    timestep_weight,
+    training_loss,
+)
 from aim.ops import TokenKind
 
 from .helpers import STRUCTURE, random_clip, tiny_model

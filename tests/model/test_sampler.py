@@ -5,7 +5,12 @@ import pytest
 import torch
 
 from aim.model import KVCache
-from aim.model.clip import ClipStructure, future_action_group, future_video_groups, observation_group
+from aim.model.clip import (
+    ClipStructure,
+    future_action_group,
+    future_video_groups,
+    observation_group,
+)
 from aim.model.sampler import Rollout, SamplerConfig, sigma_schedule
 from aim.ops import TokenKind
 

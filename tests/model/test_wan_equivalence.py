@@ -7,7 +7,11 @@ import torch
 
 from aim.model import AIMTransformer, StreamGroup
 from aim.model.action_init import shrink
-from aim.model.wan_checkpoint import config_from_wan, from_wan_pretrained, load_wan_weights
+from aim.model.wan_checkpoint import (
+    config_from_wan,
+    from_wan_pretrained,
+    load_wan_weights,
+)
 from aim.ops import TokenKind
 
 diffusers = pytest.importorskip("diffusers")
@@ -34,8 +38,11 @@ def test_checkpoint_is_sharded(wan_folder):
     assert len(set(index["weight_map"].values())) > 1
 
 
+@pytest.mark.parametrize("backend", ["native", "flex", "sdpa"])
 @pytest.mark.parametrize("per_token_timesteps", [True, False])
-def test_video_stream_reproduces_wan(wan_folder, per_token_timesteps):
+def test_video_stream_reproduces_wan(wan_folder, per_token_timesteps, backend, monkeypatch):
+    """With each attention backend that runs here (the cross-attention is SDPA on a CPU)."""
+    monkeypatch.setenv("AIM_ATTENTION_BACKEND", backend)
     wan, folder = wan_folder
     model = from_wan_pretrained(folder, action_dim=8, action_ffn_dim=16, action_channels=3).eval()
     batch, frames, height, width = 2, 3, 6, 8

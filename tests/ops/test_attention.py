@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from aim.errors import UsageError
 from aim.ops import AttentionLayout, TokenSequence, attention, causal
 from aim.ops._native import DTYPE_CODES, bhnd, layout_args, native_module
 from aim.ops.reference import attention_reference
@@ -196,16 +197,188 @@ def test_bad_input_is_named(make, message):
         make(q, k, v, layout)
 
 
-def test_unsupported_head_dim_on_cpu_is_named():
+@pytest.mark.parametrize("device,dtype,head_dim", [("cpu", torch.float32, 300), ("cuda", torch.bfloat16, 96)])
+def test_head_dim_the_native_kernel_lacks(monkeypatch, device, dtype, head_dim):
+    """Asked for, the native kernel is a named error; auto runs another backend instead."""
+    if device not in DEVICES:
+        pytest.skip("needs a CUDA device")
     layout = random_layout(100, 0.5)
-    q, k, v = qkv(layout, "cpu", torch.float32, head_dim=300)
-    with pytest.raises(ValueError, match="head_dim 300"):
+    q, k, v = qkv(layout, device, dtype, head_dim=head_dim, requires_grad=True)
+    monkeypatch.setenv("AIM_ATTENTION_BACKEND", "native")
+    with pytest.raises(ValueError, match=f"head_dim {head_dim}"):
+        attention(q, k, v, layout)
+    monkeypatch.setenv("AIM_ATTENTION_BACKEND", "auto")
+    out = attention(q, k, v, layout)
+    ref, _ = attention_reference(q, k, v, layout.to_dense())
+    assert rel_err(out, ref) < TOLERANCE[dtype]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_deterministic_backward_matches_default_and_repeats_bitwise(device):
+    """torch.use_deterministic_algorithms(True) selects the fixed-order dQ pass on CUDA (the CPU
+    backward is always deterministic): same gradients as the default, bitwise equal across runs."""
+    layout = LAYOUTS["aim-large"]()
+    dtype = DTYPES[device][-1]
+    q, k, v = qkv(layout, device, dtype, requires_grad=True)
+    dout = torch.randn_like(q)
+
+    def grads():
+        q.grad = k.grad = v.grad = None
+        attention(q, k, v, layout).backward(dout)
+        return [t.grad.clone() for t in (q, k, v)]
+
+    default = grads()
+    previous = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        first, second = grads(), grads()
+    finally:
+        torch.use_deterministic_algorithms(previous)
+    for name, a, b, d in zip("qkv", first, second, default):
+        assert torch.equal(a, b), f"d{name} differs between two deterministic runs"
+        assert rel_err(a, d) < TOLERANCE[dtype], f"d{name}"
+
+
+# ---- CPU: both instruction sets (AIM_CPU_ISA) --------------------------------------------------------
+
+needs_avx2 = pytest.mark.skipif(native_module("cpu").isa(0) != "avx2", reason="this processor has no AVX2")
+
+
+@needs_avx2
+def test_cpu_isa_switch_reaches_the_kernels(monkeypatch):
+    """AIM_CPU_ISA, read by Python on every call and passed to the kernels: generic and avx2 both
+    match the float64 reference, and they are different code (their exp2 and sums round
+    differently, so thousands of outputs cannot all agree bit for bit), while auto is avx2 here."""
+    layout = LAYOUTS["aim-ragged"]()
+    q, k, v = qkv(layout, "cpu", torch.float32, requires_grad=True)
+    dout = torch.randn_like(q)
+    results = {}
+    for isa in ("generic", "avx2", "auto"):
+        monkeypatch.setenv("AIM_CPU_ISA", isa)
+        q.grad = k.grad = v.grad = None
+        out = attention(q, k, v, layout)
+        out.backward(dout)
+        results[isa] = [out.detach(), q.grad, k.grad, v.grad]
+    ref_inputs = [t.detach().double().requires_grad_() for t in (q, k, v)]
+    ref_out, _ = attention_reference(*ref_inputs, layout.to_dense())
+    ref_out.backward(dout.double())
+    for isa, got in results.items():
+        for name, t, r in zip(("out", "dq", "dk", "dv"), got, [ref_out] + [t.grad for t in ref_inputs]):
+            assert rel_err(t, r) < 2 * TOLERANCE[torch.float32], (isa, name)
+    assert all(torch.equal(a, b) for a, b in zip(results["auto"], results["avx2"]))
+    assert not torch.equal(results["generic"][0], results["avx2"][0])
+
+
+def test_cpu_isa_choice_is_checked(monkeypatch):
+    layout = random_layout(100, 0.5)
+    q, k, v = qkv(layout, "cpu", torch.float32)
+    monkeypatch.setenv("AIM_CPU_ISA", "sse")
+    with pytest.raises(UsageError, match="^AIM_CPU_ISA=sse: expected auto, generic or avx2$"):
         attention(q, k, v, layout)
 
 
-@pytest.mark.skipif("cuda" not in DEVICES, reason="needs a CUDA device")
-def test_cuda_rejects_head_dim_it_was_not_built_for():
+def test_native_modules_take_the_kernel_choice_as_an_argument():
+    module = native_module("cpu")
+    assert module.isa(1) == "generic" and module.isa(0) in ("avx2", "generic")
+    with pytest.raises(ValueError, match="unknown kernel choice code 7"):
+        module.isa(7)
+
+
+# ---- CUDA: both backward kernels (AIM_CUDA_BWD_KERNEL), both dQ modes --------------------------------
+
+needs_cuda = pytest.mark.skipif("cuda" not in DEVICES, reason="needs a CUDA device")
+BACKWARD_KERNELS = ["portable", "sm90"]
+
+
+def use_backward_kernel(monkeypatch, kernel):
+    if kernel == "sm90" and torch.cuda.get_device_capability() != (9, 0):
+        pytest.skip("the sm90 backward needs compute capability 9.0")
+    monkeypatch.setenv("AIM_CUDA_BWD_KERNEL", kernel)  # "sm90": an error instead of a silent fallback
+
+
+@needs_cuda
+@pytest.mark.parametrize("deterministic", [False, True])
+@pytest.mark.parametrize("kernel", BACKWARD_KERNELS)
+@pytest.mark.parametrize("dtype", DTYPES["cuda"])
+@pytest.mark.parametrize("head_dim", [64, 128])
+@pytest.mark.parametrize("layout_name", list(LAYOUTS))
+def test_cuda_backward_kernels_match_float64_reference(monkeypatch, kernel, deterministic, dtype, head_dim,
+                                                       layout_name):
+    use_backward_kernel(monkeypatch, kernel)
+    layout = LAYOUTS[layout_name]()
+    q, k, v = qkv(layout, "cuda", dtype, head_dim=head_dim, requires_grad=True)
+    out = attention(q, k, v, layout)
+    dout = torch.randn_like(out)
+    previous = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(deterministic)
+    try:
+        out.backward(dout)
+    finally:
+        torch.use_deterministic_algorithms(previous)
+    ref_inputs = [t.detach().double().requires_grad_() for t in (q, k, v)]
+    ref_out, _ = attention_reference(*ref_inputs, layout.to_dense().to("cuda"))
+    ref_out.backward(dout.double())
+    for name, t, r in zip("qkv", (q, k, v), ref_inputs):
+        assert rel_err(t.grad, r.grad) < 2 * TOLERANCE[dtype], f"d{name}"
+
+
+@needs_cuda
+@pytest.mark.parametrize("deterministic", [False, True])
+@pytest.mark.parametrize("kernel", BACKWARD_KERNELS)
+@pytest.mark.parametrize("head_dim", [64, 128])
+def test_cuda_native_backward_writes_every_gradient_element(monkeypatch, kernel, deterministic, head_dim):
+    """Poison dq, dk, dv, call the kernels directly on a ragged layout with empty rows and keys,
+    and check that nothing is left unwritten and that the result is the autograd one."""
+    use_backward_kernel(monkeypatch, kernel)
+    mask = torch.rand(333, 333) < 0.4
+    mask[17] = False
+    mask[:, 200:230] = False
+    layout = AttentionLayout.from_mask(mask)
+    dtype = torch.bfloat16
+    q, k, v = qkv(layout, "cuda", dtype, head_dim=head_dim)
+    tensors = layout.to("cuda").tensors()
+    out, lse = torch.ops.aim.block_sparse_attention_fwd(q, k, v, *tensors, head_dim**-0.5)
+    dout = torch.randn_like(out)
+    dq, dk, dv = (torch.full_like(q, float("nan")) for _ in range(3))
+    delta = torch.full(q.shape[:3], float("nan"), device="cuda")
+    dq_accum = None if deterministic else torch.zeros(q.shape, dtype=torch.float32, device="cuda")
+    native_module("cuda").backward(
+        DTYPE_CODES[dtype], (*q.shape, head_dim**-0.5), bhnd(q), bhnd(k), bhnd(v), bhnd(out), bhnd(dout),
+        lse.data_ptr(), bhnd(dq), bhnd(dk), bhnd(dv), delta.data_ptr(),
+        0 if dq_accum is None else dq_accum.data_ptr(), layout_args(layout.num_tokens, tensors),
+        torch.cuda.current_stream().cuda_stream, deterministic,
+    )
+    torch.cuda.synchronize()
+    assert not any(torch.isnan(t).any() for t in (dq, dk, dv))
+    assert (dk[:, :, 200:230] == 0).all() and (dv[:, :, 200:230] == 0).all() and (dq[:, :, 17] == 0).all()
+    ref = torch.ops.aim.block_sparse_attention_bwd(dout, q, k, v, out, lse, *tensors, head_dim**-0.5)
+    for name, got, want in zip("qkv", (dq, dk, dv), ref):
+        assert rel_err(got, want) < TOLERANCE[dtype], f"d{name}"
+
+
+@needs_cuda
+@pytest.mark.parametrize("kernel", BACKWARD_KERNELS)
+def test_cuda_backward_of_strided_inputs(monkeypatch, kernel):
+    """(B, H, N, D) views of (B, N, H, D) tensors (the TMA maps' head stride below the token
+    stride) give the contiguous inputs' gradients."""
+    use_backward_kernel(monkeypatch, kernel)
+    layout = random_layout(260, 0.5)
+    b, n, h, d = 2, layout.num_tokens, 4, 128
+    base = [torch.randn(b, n, h, d, device="cuda", dtype=torch.bfloat16) for _ in range(3)]
+    dout = torch.randn(b, h, n, d, device="cuda", dtype=torch.bfloat16)
+    grads = []
+    for inputs in ([t.transpose(1, 2) for t in base], [t.transpose(1, 2).contiguous() for t in base]):
+        leaves = [t.detach().requires_grad_() for t in inputs]
+        attention(*leaves, layout).backward(dout)
+        grads.append([t.grad for t in leaves])
+    for name, strided, contiguous in zip("qkv", *grads):
+        assert rel_err(strided, contiguous) < 1e-2, f"d{name}"
+
+
+@needs_cuda
+def test_cuda_kernel_choice_is_checked(monkeypatch):
     layout = random_layout(100, 0.5)
-    q, k, v = qkv(layout, "cuda", torch.bfloat16, head_dim=96)
-    with pytest.raises(ValueError, match="head_dim 96"):
-        attention(q, k, v, layout)
+    q, k, v = qkv(layout, "cuda", torch.bfloat16, requires_grad=True)
+    monkeypatch.setenv("AIM_CUDA_BWD_KERNEL", "fastest")
+    with pytest.raises(ValueError, match="AIM_CUDA_BWD_KERNEL=fastest: expected auto, portable or sm90"):
+        attention(q, k, v, layout).sum().backward()

@@ -181,7 +181,7 @@ def test_aim_clip_is_block_sparse():
     seq = TokenSequence.teacher_forcing_clip(4, 880, 32, 1760, 1760, 32)
     layout = AttentionLayout.from_tokens(seq)
     assert 15_000 < layout.num_tokens < 20_000
-    assert 0.2 < layout.block_density < 0.35  # spec §5: about 70-75% of blocks are empty
+    assert 0.2 < layout.block_density < 0.35  # docs/method.md §5: about 70-75% of blocks are empty
 
 
 def test_custom_group_rule():

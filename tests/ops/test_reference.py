@@ -1,11 +1,14 @@
-"""The twins themselves: SDPA-with-mask and FlexAttention-with-BlockMask compute the float64
-reference's function, so benchmarks compare like with like."""
+"""The float64 reference against what benchmarks set beside it: SDPA with the dense mask and
+FlexAttention with the layout's BlockMask compute the reference's function, so benchmarks compare
+like with like."""
 
 import pytest
 import torch
 
 from aim.ops import INTENT_CAUSAL, AttentionLayout, TokenSequence
-from aim.ops.reference import attention_reference, dense_mask, flex_block_mask, group_mask_mod, sdpa_attention
+from aim.ops.flex_backend import flex_block_mask
+from aim.ops.reference import attention_reference, group_mask_mod
+from aim.ops.sdpa_backend import masked_sdpa
 
 
 SEQUENCE = TokenSequence.teacher_forcing_clip(3, 40, 8, 80, 80, 16, samples=2)
@@ -19,8 +22,8 @@ def layout_and_inputs(n_heads=2, head_dim=64):
 
 def test_sdpa_twin_matches_float64_reference():
     layout, q, k, v = layout_and_inputs()
-    mask = dense_mask(layout, "cpu")
-    out = sdpa_attention(q, k, v, mask)
+    mask = layout.dense_mask("cpu")
+    out = masked_sdpa(q, k, v, mask)
     ref, _ = attention_reference(q, k, v, mask)
     assert (out.double() - ref).norm() / ref.norm() < 1e-5
 

@@ -330,7 +330,7 @@ def test_canvas_sampling_equals_per_view_sampling(device, dtype):
     height, width = 20, 26
     points, _, k, e = scene(device, dtype, height=height, width=width)
     maps = torch.rand(2, 3, 3, height, width, dtype=dtype, device=device)
-    # Paper layout (spec §2): head view on top, the two wrist views side by side below it.
+    # Paper layout (docs/method.md §2): head view on top, the two wrist views side by side below it.
     canvas = torch.zeros(2, 3, 2 * height, 2 * width, dtype=dtype, device=device)
     offsets = [[width // 2, 0], [0, height], [width, height]]
     for v, (ou, ov) in enumerate(offsets):

@@ -13,10 +13,10 @@ from aim.model.sampler import SamplerConfig
 from aim.rl.action_stream import is_action_stream
 from aim.rl.config import load_rl_config, rl_presets
 from aim.rl.loop import reinforce
-from aim.train.bundle import WEIGHTS_FILE, load_bundle
-from aim.train.checkpoint import latest_checkpoint
+from aim.runtime.bundle import WEIGHTS_FILE, load_bundle
+from aim.runtime.checkpoint import latest_checkpoint
+from aim.runtime.monitor import read_metrics
 from aim.train.config import ConfigError
-from aim.train.monitor import read_metrics
 
 from .toy_suite import TASK, LineSuite, stage_one_checkpoint
 
@@ -59,7 +59,7 @@ def test_missing_or_impossible_settings_are_named(tmp_path):
 
 
 def test_cli_reports_bad_settings(tmp_path, capsys):
-    assert main(["rl", str(tmp_path / "run"), "--from", str(tmp_path), "grpo.group_size=1"]) == 1
+    assert main(["rl", str(tmp_path / "run"), "--from", str(tmp_path), "grpo.group_size=1"]) == 2
     assert "group_size" in capsys.readouterr().err
 
 

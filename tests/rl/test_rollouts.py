@@ -3,9 +3,14 @@ they are sent."""
 
 import torch
 
-from aim.model.sampler import SamplerConfig
-from aim.rl.rollouts import RL_SEED_OFFSET, GroupRollouts, RolloutSettings, training_seeds
 from aim.eval.seeds import eval_seeds
+from aim.model.sampler import SamplerConfig
+from aim.rl.rollouts import (
+    RL_SEED_OFFSET,
+    GroupRollouts,
+    RolloutSettings,
+    training_seeds,
+)
 
 from .toy_suite import TASK, LineSuite, stage_one_checkpoint
 
@@ -24,7 +29,7 @@ def _action_weights(model, shift=0.0):
 
 def test_groups_do_not_depend_on_the_number_of_workers(tmp_path):
     checkpoint = stage_one_checkpoint(tmp_path / "stage1")
-    from aim.train.bundle import load_bundle
+    from aim.runtime.bundle import load_bundle
 
     weights = _action_weights(load_bundle(checkpoint).model)
     with GroupRollouts(checkpoint, SETTINGS, LineSuite(), workers=1) as one:

@@ -1,4 +1,4 @@
-"""``aim.data.collect``: expert episodes with labels, failures dropped and counted, resume."""
+"""``aim.sim.collect``: expert episodes with labels, failures dropped and counted, resume."""
 
 from __future__ import annotations
 
@@ -7,9 +7,7 @@ import pytest
 
 from aim.data import DatasetReader
 from aim.data import lerobot_format as fmt
-
-# Before metaworld is imported anywhere: this import (through aim.sim.metaworld_env) selects MuJoCo's EGL backend.
-from aim.data.collect import CollectSettings, collect
+from aim.sim.collect import CollectSettings, collect
 
 pytest.importorskip("metaworld")
 
@@ -50,16 +48,15 @@ def test_cli_collect_reports_counts(tmp_path, capsys):
 
 
 def test_an_interrupted_collect_resumes_without_rewriting_finished_episodes(tmp_path, monkeypatch):
-    """The rollout is replaced by synthetic episodes (the simulator is not what is tested): the first
+    """The expert episode is replaced by synthetic episodes (the simulator is not what is tested): the first
     run is interrupted at seed 3 (seed 1's expert fails); the second finishes the rest and neither
     rolls out nor rewrites the episodes the first one finished."""
-    from aim.data import collect as collect_module
-
+    from aim.sim import collect as collect_module
     from tests.data.helpers import synthetic_episode
 
     rolled_out, interrupt_at = [], [3]
 
-    def fake_rollout(task, seed, settings):
+    def fake_expert_episode(task, seed, settings):
         if seed in interrupt_at:
             raise KeyboardInterrupt
         rolled_out.append(seed)
@@ -67,7 +64,7 @@ def test_an_interrupted_collect_resumes_without_rewriting_finished_episodes(tmp_
         episode.task, episode.seed = task, seed
         return None if seed == 1 else episode
 
-    monkeypatch.setattr(collect_module, "rollout", fake_rollout)
+    monkeypatch.setattr(collect_module, "expert_episode", fake_expert_episode)
     root, seeds = tmp_path / "ds", [0, 1, 2, 3, 4]
     with pytest.raises(KeyboardInterrupt):
         collect(root, ["reach-v3"], seeds, SETTINGS, progress=False)
@@ -92,12 +89,12 @@ def test_an_interrupted_collect_resumes_without_rewriting_finished_episodes(tmp_
 def test_rendering_every_kth_step_repeats_rendered_rows_and_clips_start_on_them(tmp_path):
     from aim.data import ClipDataset
     from aim.data.canvas import CanvasLayout, ViewSlot
-    from aim.data.collect import labelled_rollout
+    from aim.sim.collect import labelled_expert_episode
 
     every = CollectSettings(cameras=("corner",), height=32, width=32, frame_every=4)
     full = CollectSettings(cameras=("corner",), height=32, width=32)
-    sparse_episode, _ = labelled_rollout("handle-press-v3", 0, every)
-    full_episode, _ = labelled_rollout("handle-press-v3", 0, full)
+    sparse_episode, _ = labelled_expert_episode("handle-press-v3", 0, every)
+    full_episode, _ = labelled_expert_episode("handle-press-v3", 0, full)
     steps = np.arange(full_episode.length)
     rendered = steps // 4 * 4
     np.testing.assert_array_equal(sparse_episode.actions, full_episode.actions)

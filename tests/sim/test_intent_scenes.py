@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 # Before metaworld is imported anywhere: this import (through aim.sim.metaworld_env) selects MuJoCo's EGL backend.
-from aim.data.collect import CollectSettings, collect, labelled_rollout
+from aim.sim.collect import CollectSettings, collect, labelled_expert_episode
 from aim.sim import intent_scenes
 from aim.sim.intent_scenes import DECOY, INTENT_TASKS, SCENES
 from aim.sim.metaworld_env import MetaWorldEnv, instruction
@@ -79,7 +79,7 @@ def test_only_the_chosen_object_succeeds(scene):
 @pytest.mark.parametrize("task", INTENT_TASKS)
 def test_value_map_labels_mark_the_chosen_object(task):
     scene, goal = intent_scenes.scene_of(task)
-    episode, events = labelled_rollout(task, _seed(), CollectSettings(cameras=CAMERAS, height=32, width=32,
+    episode, events = labelled_expert_episode(task, _seed(), CollectSettings(cameras=CAMERAS, height=32, width=32,
                                                                       frame_every=4, multisample=0))
     assert events and episode.instruction == instruction(task) == scene.instruction.format(goal=goal)
     x = np.concatenate([e.points for e in events])[:, 0]

@@ -5,9 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-# Before metaworld is imported anywhere: importing aim.sim.metaworld_env selects MuJoCo's EGL backend.
-from aim.sim.metaworld_env import ACTION_SPACES, GRIPPER_BODIES, MetaWorldEnv, action_space_of
-from aim.sim.value_map_labels import detect_events, points_per_frame, render_labels
+from aim.data.value_map_labels import points_per_frame, render_labels
+from aim.sim.contact_events import detect_events
+from aim.sim.metaworld_env import (
+    ACTION_SPACES,
+    GRIPPER_BODIES,
+    MetaWorldEnv,
+    action_space_of,
+)
 
 pytest.importorskip("metaworld")
 

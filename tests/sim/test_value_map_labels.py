@@ -1,12 +1,13 @@
-"""Value-map labels from contacts (spec §4): event detection, next-event schedule, rendering."""
+"""Value-map labels from contacts (docs/method.md §4): event detection, next-event schedule, rendering."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from aim.data.value_map_labels import points_per_frame, render_labels
+from aim.sim.contact_events import detect_events
 from aim.sim.environment import Contact
-from aim.sim.value_map_labels import detect_events, points_per_frame, render_labels
 
 GRIPPER = ("hand", "leftpad", "rightpad")
 PADS = ("leftpad", "rightpad")
@@ -87,14 +88,13 @@ def test_button_press_labels_the_first_contact_with_the_button():
     """A Meta-World task without a grasp: the expert's finger pads brush the table before they
     press the button, so the object must be the body that then moves (the button), and the label
     a first-contact event drawn where the button is touched."""
-    # Before metaworld is imported: this import (through aim.sim.metaworld_env) selects MuJoCo's EGL backend.
-    from aim.data.collect import CollectSettings, _environment, labelled_rollout
+    from aim.sim.collect import CollectSettings, _environment, labelled_expert_episode
     from aim.sim.metaworld_env import GRIPPER_BODIES
 
     pytest.importorskip("metaworld")
 
     settings = CollectSettings(cameras=("corner",), height=48, width=48)
-    episode, events = labelled_rollout("button-press-v3", 0, settings)
+    episode, events = labelled_expert_episode("button-press-v3", 0, settings)
     assert [e.kind for e in events] == ["contact"]
     event = events[0]
     # Replayed (the stored actions are float32, hence 1 mm), the gripper touches the button there.

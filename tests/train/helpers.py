@@ -9,7 +9,6 @@ import numpy as np
 
 from aim.data import DatasetWriter, VideoCodec
 from aim.train import TrainConfig, load_config
-
 from tests.data.helpers import synthetic_episode
 
 EPISODE_LENGTHS = (14, 17, 12)

@@ -12,12 +12,16 @@ import torch.nn.functional as F
 from aim.data import CanvasLayout, ClipDataset
 from aim.data.reader import DatasetReader
 from aim.model.video_tokenizers import PixelPatchTokenizer
-from aim.train.batches import canvas_layout, clip_structure, clip_tensors, future_action_steps
-from aim.train.bundle import build_bundle
+from aim.runtime.optim import lr_factor
+from aim.runtime.preprocessing import (
+    canvas_layout,
+    clip_structure,
+    clip_tensors,
+    future_action_steps,
+)
 from aim.train.config import ScheduleConfig
 from aim.train.data_order import StepBatches, micro_batch_generator
-from aim.train.optim import lr_factor
-
+from aim.train.fresh_bundle import build_bundle
 from tests.train.helpers import make_dataset, tiny_config
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from aim.train import ConfigError, load_config, train
+from aim.errors import ConfigError
+from aim.train import load_config, train
 from aim.train.config import presets, save_config
 
 
@@ -16,7 +17,7 @@ def test_preset_then_overrides():
     assert config.data.view_size == [16, 16] and config.loss.value_weight == 0.5
     assert config.model.value_stream is False
     assert config.data.cameras == ["topview", "gripperPOV", "corner3"]  # from the preset
-    assert config.optim.betas == (0.9, 0.95) and config.optim.weight_decay == 0.1  # spec §6 defaults
+    assert config.optim.betas == (0.9, 0.95) and config.optim.weight_decay == 0.1  # docs/method.md §6 defaults
 
 
 @pytest.mark.parametrize("override,named", [

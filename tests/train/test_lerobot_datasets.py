@@ -10,10 +10,11 @@ import torch
 
 from aim.cli import main
 from aim.data import ClipDataset, DatasetReader
-from aim.train import ConfigError, load_bundle, load_config, train
-from aim.train.batches import canvas_layout
-from aim.train.monitor import read_metrics
-
+from aim.errors import ConfigError
+from aim.runtime.bundle import load_bundle
+from aim.runtime.monitor import read_metrics
+from aim.runtime.preprocessing import canvas_layout
+from aim.train import load_config, train
 from tests.data.helpers import write_lerobot_style_dataset
 
 OVERRIDES = ["data.view_size=[8, 8]", "data.frame_stride=2", "data.cache_clips=true", "train.steps=2",
@@ -57,6 +58,6 @@ def test_the_value_stream_on_a_dataset_without_value_maps_says_how_to_get_them(t
     write_lerobot_style_dataset(root)
     with pytest.raises(ConfigError, match="model.value_stream=true needs value maps"):
         train(load_config(overrides=[f"data.root={root}", *OVERRIDES]), tmp_path / "run")
-    assert main(["train", str(tmp_path / "cli"), f"data.root={root}", *OVERRIDES]) == 1
+    assert main(["train", str(tmp_path / "cli"), f"data.root={root}", *OVERRIDES]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "model.value_stream=false" in err and "convert-robotwin" in err

@@ -22,13 +22,14 @@ import torch
 import aim
 from aim.data import ClipDataset
 from aim.model import training_loss
-from aim.train import NonFiniteLossError, clip_latents, load_bundle, load_config, train
+from aim.runtime.bundle import load_bundle
+from aim.runtime.checkpoint import latest_checkpoint
+from aim.runtime.monitor import read_metrics
+from aim.runtime.preprocessing import clip_latents
+from aim.runtime.run_dir import CONFIG_FILE
+from aim.train import NonFiniteLossError, load_config, train
 from aim.train import objective as objective_module
-from aim.train.checkpoint import latest_checkpoint
 from aim.train.data_order import micro_batch_generator
-from aim.train.loop import CONFIG_FILE
-from aim.train.monitor import read_metrics
-
 from tests.train.helpers import make_dataset, tiny_config, tiny_overrides
 
 COMPARED = ("loss/total", "loss/video", "loss/value", "loss/action", "grad_norm", "lr")

@@ -6,13 +6,9 @@
 #include <cstdint>
 
 #include "aim/attention_layout.h"
+#include "aim/native_codes.h"
 
 namespace aim {
-
-// Element type codes, shared with python/aim/ops/_native.py.
-constexpr int kFloat32 = 0;
-constexpr int kFloat16 = 1;  // IEEE binary16
-constexpr int kBFloat16 = 2;
 
 struct AttentionShape {
   int64_t batch;

@@ -15,6 +15,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "aim/attention_args.h"
+
 #if defined(__x86_64__) || defined(__i386__)
 #define AIM_CPU_X86 1
 #include <immintrin.h>
@@ -228,12 +230,12 @@ struct Generic {
                         float* dst, int ld, float mul) {
     for (int r = 0; r < n; ++r) {
       float* o = dst + static_cast<ptrdiff_t>(r) * ld;
-      if (dtype == 0) {
+      if (dtype == kFloat32) {
         const float* s = static_cast<const float*>(src) + r * stride;
         for (int d = 0; d < D; ++d) o[d] = s[d] * mul;
       } else {
         const uint16_t* s = static_cast<const uint16_t*>(src) + r * stride;
-        if (dtype == 1)
+        if (dtype == kFloat16)
           for (int d = 0; d < D; ++d) o[d] = half_to_float(s[d]) * mul;
         else
           for (int d = 0; d < D; ++d) o[d] = bf16_to_float(s[d]) * mul;
@@ -248,12 +250,12 @@ struct Generic {
     for (int r = 0; r < n; ++r) {
       const float* s = src + static_cast<ptrdiff_t>(r) * ld;
       const float f = rowmul ? rowmul[r] * mul : mul;
-      if (dtype == 0) {
+      if (dtype == kFloat32) {
         float* o = static_cast<float*>(dst) + r * stride;
         for (int d = 0; d < D; ++d) o[d] = s[d] * f;
       } else {
         uint16_t* o = static_cast<uint16_t*>(dst) + r * stride;
-        if (dtype == 1)
+        if (dtype == kFloat16)
           for (int d = 0; d < D; ++d) o[d] = float_to_half(s[d] * f);
         else
           for (int d = 0; d < D; ++d) o[d] = float_to_bf16(s[d] * f);
@@ -462,11 +464,11 @@ struct Avx2 {
     for (int r = 0; r < n; ++r) {
       float* o = dst + static_cast<ptrdiff_t>(r) * ld;
       int d = 0;
-      if (dtype == 0) {
+      if (dtype == kFloat32) {
         const float* s = static_cast<const float*>(src) + r * stride;
         for (; d + 8 <= D; d += 8) _mm256_storeu_ps(o + d, _mm256_mul_ps(_mm256_loadu_ps(s + d), mv));
         for (; d < D; ++d) o[d] = s[d] * mul;
-      } else if (dtype == 1) {
+      } else if (dtype == kFloat16) {
         const uint16_t* s = static_cast<const uint16_t*>(src) + r * stride;
         for (; d + 8 <= D; d += 8) {
           const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + d));
@@ -493,11 +495,11 @@ struct Avx2 {
       const float f = rowmul ? rowmul[r] * mul : mul;
       const __m256 fv = _mm256_set1_ps(f);
       int d = 0;
-      if (dtype == 0) {
+      if (dtype == kFloat32) {
         float* o = static_cast<float*>(dst) + r * stride;
         for (; d + 8 <= D; d += 8) _mm256_storeu_ps(o + d, _mm256_mul_ps(_mm256_loadu_ps(s + d), fv));
         for (; d < D; ++d) o[d] = s[d] * f;
-      } else if (dtype == 1) {
+      } else if (dtype == kFloat16) {
         uint16_t* o = static_cast<uint16_t*>(dst) + r * stride;
         for (; d + 8 <= D; d += 8) {
           const __m128i h = _mm256_cvtps_ph(_mm256_mul_ps(_mm256_loadu_ps(s + d), fv),

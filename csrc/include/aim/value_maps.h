@@ -24,6 +24,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "aim/native_codes.h"
+
 #ifndef AIM_HOST_DEVICE
 #if defined(__CUDACC__)
 #define AIM_HOST_DEVICE __host__ __device__ __forceinline__
@@ -35,12 +37,6 @@
 namespace aim {
 namespace vmap {
 
-// Element type codes of the value-map ops: float32 shares aim::kFloat32 (attention_args.h);
-// float64 (which the attention kernels do not take) is 3. python/aim/ops/value_maps.py holds the
-// same table.
-constexpr int kFloat32 = 0;
-constexpr int kFloat64 = 3;
-
 // Depth (world units, along the optical axis) at or below which a point counts as behind the camera.
 constexpr double kMinDepth = 1e-6;
 // A blob reaches zero at this many sigmas (an elliptical cut); the Gaussian is shifted and rescaled
@@ -49,7 +45,7 @@ constexpr double kBlobRadius = 3.0;
 constexpr double kBlobFloor = 0.011108996538242306;  // exp(-4.5)
 constexpr double kBlobScale = 1.0112337927024855;    // 1 / (1 - exp(-4.5))
 
-// How render combines the blobs of several points on one pixel.
+// How render combines the blobs of several points on one pixel (python/aim/ops/value_maps.py's _COMBINE).
 constexpr int kCombineMax = 0;
 constexpr int kCombineSum = 1;  // sum clamped to 1
 
@@ -399,7 +395,8 @@ AIM_HOST_DEVICE MapView<T> map_view(const StridedMaps& maps, const SampleShape& 
   return MapView<T>{base, maps.stride[3], maps.stride[4], s.height, s.width};
 }
 
-// Calls fn(float{}) or fn(double{}) for a dtype code (host only); `op` names the caller in the error.
+// Calls fn(float{}) or fn(double{}) for the dtype code kFloat32 or kFloat64 (aim/native_codes.h;
+// host only); `op` names the caller in the error.
 template <typename Fn>
 inline void dispatch_dtype(int dtype, const char* op, Fn&& fn) {
   if (dtype == kFloat32) {

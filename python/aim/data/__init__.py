@@ -6,9 +6,9 @@
   :class:`ClipDataset` yields training clips with the views packed by a :class:`CanvasLayout`.
 * ``aim.data.video_backends`` decodes with PyAV, torchcodec or NVIDIA DALI (automatic, or
   ``$AIM_VIDEO_BACKEND``).
-* ``aim.data.robotwin`` converts RoboTwin 2.0's collected HDF5 episodes.
-* ``aim.data.collect`` rolls out Meta-World experts into a labelled dataset (needs the ``sim`` extra,
-  so it is imported on use).
+* ``aim.data.robotwin`` converts RoboTwin 2.0's collected HDF5 episodes, with value maps from
+  their grippers (``aim.data.gripper_events``); ``aim.data.value_map_labels`` draws interaction
+  events as value maps for every labeller (``aim.sim`` labels simulated episodes from contacts).
 """
 
 from aim.data.canvas import CanvasLayout, ViewSlot

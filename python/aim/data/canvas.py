@@ -1,8 +1,8 @@
-"""Pack several camera views into the one canvas image the model encodes (spec §2).
+"""Pack several camera views into the one canvas image the model encodes (docs/method.md §2).
 
 A ``CanvasLayout`` is a canvas size plus one slot per camera: where the view's top-left corner
 sits and the integer factor it is shrunk by (s x s area averaging). The default,
-:meth:`CanvasLayout.head_and_wrists`, follows the paper (spec §2 decision): for views of
+:meth:`CanvasLayout.head_and_wrists`, follows the paper (docs/method.md §2 decision): for views of
 H x W pixels the canvas is (H + H/2) x W; the head view fills the top H x W at full size, and
 the two wrist views, each shrunk by 2 to H/2 x W/2, sit side by side below it (left wrist
 on the left, right wrist on the right)::

@@ -3,7 +3,7 @@
 A clip covers ``frames_per_clip * frame_stride`` consecutive steps of one episode (clips never
 cross episodes): frames (and value maps, extrinsics) at every ``frame_stride``-th step from the
 start, actions and proprio at every step. This lets the video run slower than the actions, as
-in the reference setup (spec §2: video 12.5 Hz, actions 50 Hz, ``frame_stride`` 4). In a dataset
+in the reference setup (docs/method.md §2: video 12.5 Hz, actions 50 Hz, ``frame_stride`` 4). In a dataset
 whose images were rendered every k-th step only (``DatasetReader.frame_every``), clips start on
 rendered rows (every lcm(clip_step, k) steps) and ``frame_stride`` must be a multiple of k, so a
 clip never reads a repeated row.
@@ -30,7 +30,7 @@ class ClipDataset(torch.utils.data.Dataset):
 
     Item (T = frames_per_clip, S = T * frame_stride, V cameras in layout order):
     ``frames`` (T, 3, Hc, Wc) float in [0, 1], the views packed by ``layout``; ``value_maps``
-    (T, 3, Hc, Wc), the heat replicated to 3 channels (spec §4), when the dataset has them;
+    (T, 3, Hc, Wc), the heat replicated to 3 channels (docs/method.md §4), when the dataset has them;
     ``actions`` (S, A) and ``proprio`` (S, P), z-scored with ``meta/stats.json`` when
     ``normalize``; ``intrinsics`` (V, 3, 3) and ``extrinsics`` (T, V, 4, 4) of each view's own
     image, when the dataset has calibration (``reader.has_calibration``; only value maps and the

@@ -12,11 +12,13 @@ class Episode:
     """One trajectory of T steps seen by cameras ``images.keys()``.
 
     images[camera]: (T, H, W, 3) uint8 RGB; value_maps[camera]: (T, H, W) float heat in [0, 1]
-    (spec §4; optional, but every camera needs one when given); actions (T, A) and proprio (T, P)
+    (docs/method.md §4; optional, but every camera needs one when given); actions (T, A) and proprio (T, P)
     float; intrinsics[camera]: (3, 3) pixels; extrinsics[camera]: (T, 4, 4) world-to-camera,
     OpenCV axes (the conventions of ``aim.ops.value_maps``). ``task`` is the task id (e.g.
     "pick-place-v3"), ``instruction`` the language instruction the model reads, ``seed`` the
-    simulator seed that produced it (None for recorded data), so collection can resume;
+    simulator seed that produced it (None for recorded data) and ``source`` the recording it was
+    converted from (e.g. "episode3.hdf5"; None for simulated data), so collection and conversion
+    can resume;
     ``action_names`` names the action channels (what an action means), when known.
     ``paraphrases`` are other instructions of the same episode a text encoder may train on, and
     ``unseen_instructions`` ones kept for evaluation only (RoboTwin's "seen" and "unseen" lists).
@@ -31,6 +33,7 @@ class Episode:
     extrinsics: dict[str, np.ndarray]
     value_maps: dict[str, np.ndarray] = field(default_factory=dict)
     seed: int | None = None
+    source: str | None = None
     action_names: tuple[str, ...] | None = None
     paraphrases: tuple[str, ...] = ()
     unseen_instructions: tuple[str, ...] = ()

@@ -1,4 +1,4 @@
-"""Value-map labels from recorded robot signals (spec §4 without a simulator's contacts).
+"""Value-map labels from recorded robot signals (docs/method.md §4 without a simulator's contacts).
 
 Recorded datasets (RoboTwin's HDF5 episodes, a real robot's logs) hold no contacts, but they
 hold what the robot did with its grippers. Per arm, from its end-effector poses and gripper
@@ -20,7 +20,7 @@ turning point of a reach-and-return and the end of a push; or "empty": no event 
 Episodes with neither a gripper event nor a reach are reported as unlabelled, never refused.
 
 :func:`gripper_value_maps` turns the signals of all arms into maps: each arm is one track of
-``aim.sim.value_map_labels.points_per_frame`` (frame t shows each arm's next event, the last one
+``aim.data.value_map_labels.points_per_frame`` (frame t shows each arm's next event, the last one
 held after all), drawn with ``render_labels`` in every camera with that step's calibration.
 """
 
@@ -31,7 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from aim.sim.value_map_labels import R_WORLD, Event, points_per_frame, render_labels
+from aim.data.value_map_labels import R_WORLD, Event, points_per_frame, render_labels
+from aim.errors import UsageError
 
 FALLBACKS = ("reach", "empty")
 
@@ -51,12 +52,12 @@ class GripperEventSettings:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.close_below < self.open_above <= 1.0:
-            raise ValueError(f"GripperEventSettings: need 0 <= close_below < open_above <= 1 (gripper 0 closed, "
+            raise UsageError(f"GripperEventSettings: need 0 <= close_below < open_above <= 1 (gripper 0 closed, "
                              f"1 open), got close_below {self.close_below} and open_above {self.open_above}")
         if self.fallback not in FALLBACKS:
-            raise ValueError(f"GripperEventSettings.fallback must be one of {list(FALLBACKS)}, got {self.fallback!r}")
+            raise UsageError(f"GripperEventSettings.fallback must be one of {list(FALLBACKS)}, got {self.fallback!r}")
         if not (np.isfinite(self.tcp_offset) and self.min_reach >= 0 and self.r_world > 0):
-            raise ValueError("GripperEventSettings: tcp_offset must be finite, min_reach >= 0 and r_world > 0")
+            raise UsageError("GripperEventSettings: tcp_offset must be finite, min_reach >= 0 and r_world > 0")
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The LeRobot v3.0 dataset layout as `aim` writes and reads it: names, paths and version checks.
 
 LeRobot's own reader (0.4.x, which reads v3.0 only) is the contract; the fields below are the
-ones it requires, found by opening hand-written datasets with it (``shared/spec/ECOSYSTEM.md``).
+ones it requires, found by opening hand-written datasets with it (``docs/data.md`` lists them).
 We never import ``lerobot`` (it pins an old torch); this module is the single place that knows
 the layout, so the writer and the reader cannot drift apart.
 
@@ -18,7 +18,7 @@ Layout (``root/``)::
                                                 from_timestamp .. to_timestamp (episodes table)
 
 Video keys: ``observation.images.<camera>`` (RGB) and ``observation.value_maps.<camera>`` (the
-spec §4 heat in [0, 1], stored as grey uint8 round(255 * heat) replicated to 3 channels).
+docs/method.md §4 heat in [0, 1], stored as grey uint8 round(255 * heat) replicated to 3 channels).
 Per-frame camera extrinsics (world-to-camera, OpenCV axes, 4x4 row-major, the convention of
 ``aim.ops.value_maps``) are the parquet column ``observation.extrinsics.<camera>`` (16 floats);
 intrinsics (pixels, 3x3 row-major) are per episode in the episodes table, column
@@ -37,6 +37,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from aim.errors import DatasetFormatError
+
 CODEBASE_VERSION = "v3.0"
 CHUNKS_SIZE = 1000  # LeRobot's default number of files per chunk folder
 DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
@@ -51,17 +53,13 @@ STATE = "observation.state"
 STATS_FEATURES = (ACTION, STATE)
 
 
-class DatasetFormatError(ValueError):
-    """A dataset file is missing, unreadable or inconsistent; the message names the file."""
-
-
 def image_key(camera: str) -> str:
     """The video feature holding ``camera``'s RGB frames."""
     return f"observation.images.{camera}"
 
 
 def value_map_key(camera: str) -> str:
-    """The video feature holding ``camera``'s value maps (spec §4)."""
+    """The video feature holding ``camera``'s value maps (docs/method.md §4)."""
     return f"observation.value_maps.{camera}"
 
 

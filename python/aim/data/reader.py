@@ -29,6 +29,7 @@ from aim.data import video_backends
 from aim.data.lerobot_format import DatasetFormatError
 from aim.data.video import frame_count
 from aim.data.video_backends import VideoBackend
+from aim.errors import UsageError
 
 IMAGE_PREFIX = "observation.images."
 
@@ -68,7 +69,7 @@ class DatasetReader:
             raise DatasetFormatError(f"{tasks_path}: cannot read tasks ({err})") from err
         self.tasks = {int(i): str(task) for task, i in zip(tasks.index, tasks["task_index"])}
         stats_path = self.root / fmt.STATS_PATH
-        self.stats = json.loads(stats_path.read_text()) if stats_path.is_file() else {}
+        self.stats = _read_stats(stats_path)
         self._data = lru_cache(maxsize=8)(self._read_data)
         self._frame_count = lru_cache(maxsize=None)(frame_count)  # episodes sharing an mp4 check it once
         self.video_keys = [k for k, f in features.items() if f.get("dtype") == "video"]
@@ -178,13 +179,31 @@ class DatasetReader:
         return data[key].reshape(-1, 4, 4).astype(np.float64)
 
     def frames(self, episode: int, video_key: str, frame_indices: np.ndarray) -> np.ndarray:
-        """(N, H, W, 3) uint8 frames of ``video_key`` at the episode's ``frame_indices``."""
+        """(N, H, W, 3) uint8 frames of ``video_key`` at the episode's ``frame_indices``: integers in
+        [0, length), in any order and with repeats (each decoded once); any other index is refused
+        by name, since a video file may hold the next episode's frames right after this one's."""
+        indices = self._frame_indices(episode, frame_indices)
         if self._decoded is None:
-            return self._decode(episode, video_key, np.asarray(frame_indices))
+            unique, inverse = np.unique(indices, return_inverse=True)
+            return self._decode(episode, video_key, unique)[inverse]
         key = (episode, video_key)
         if key not in self._decoded:
             self._decoded[key] = self._decode(episode, video_key, np.arange(self.episode_length(episode)))
-        return self._decoded[key][np.asarray(frame_indices)]
+        return self._decoded[key][indices]
+
+    def _frame_indices(self, episode: int, frame_indices) -> np.ndarray:
+        if not 0 <= episode < len(self):
+            raise UsageError(f"{self.root}: no episode {episode} (the dataset has episodes 0..{len(self) - 1})")
+        indices = np.asarray(frame_indices)
+        if indices.ndim != 1 or not (indices.size == 0 or np.issubdtype(indices.dtype, np.integer)):
+            raise UsageError(f"{self.root}: frame indices must be a 1-D array of integers, got shape "
+                             f"{indices.shape} of {indices.dtype}")
+        length = self.episode_length(episode)
+        bad = indices[(indices < 0) | (indices >= length)]
+        if len(bad):
+            raise UsageError(f"{self.root}: episode {episode} has frames 0..{length - 1}; frame index {int(bad[0])} "
+                             "is outside it")
+        return indices.astype(np.int64)
 
     def _decode(self, episode: int, video_key: str, frame_indices: np.ndarray) -> np.ndarray:
         path, first = self.video_location(episode, video_key)
@@ -202,9 +221,23 @@ class DatasetReader:
         return path, round(float(row[prefix + "from_timestamp"]) * self.fps)
 
     def value_maps(self, episode: int, camera: str, frame_indices: np.ndarray) -> np.ndarray:
-        """(N, H, W) float32 heat in [0, 1] (spec §4) decoded from ``observation.value_maps.<camera>``."""
+        """(N, H, W) float32 heat in [0, 1] (docs/method.md §4) decoded from ``observation.value_maps.<camera>``."""
         grey = self.frames(episode, fmt.value_map_key(camera), frame_indices)
         return grey.mean(axis=-1, dtype=np.float32) / 255.0
+
+
+def _read_stats(path: Path) -> dict:
+    """``meta/stats.json`` ({} where a dataset has none); a damaged one is refused by name."""
+    if not path.is_file():
+        return {}
+    try:
+        stats = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DatasetFormatError(f"{path}: unreadable JSON ({err}); aim.data.DatasetWriter(root, fps, "
+                                 "mode='append'), opened and closed, rewrites it from the episodes table") from err
+    if not isinstance(stats, dict):
+        raise DatasetFormatError(f"{path}: expected a mapping of feature -> statistics, got {type(stats).__name__}")
+    return stats
 
 
 def _unique(values: list[str]) -> list[str]:

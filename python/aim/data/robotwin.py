@@ -43,9 +43,11 @@ import numpy as np
 from aim.data import ee_poses
 from aim.data.episode import Episode
 from aim.data.gripper_events import ArmSignals, GripperEventSettings, gripper_value_maps
-from aim.data.lerobot_format import DatasetFormatError
+from aim.data.lerobot_format import INFO_PATH, DatasetFormatError
+from aim.data.reader import DatasetReader
 from aim.data.video import VideoCodec
 from aim.data.writer import DatasetWriter
+from aim.errors import UsageError
 
 # RoboTwin camera name -> our camera name (the default canvas packs head, left_wrist, right_wrist).
 DEFAULT_CAMERAS = {"head_camera": "head", "left_camera": "left_wrist", "right_camera": "right_wrist"}
@@ -69,11 +71,11 @@ class RoboTwinSettings:
 
     def __post_init__(self) -> None:
         if self.action_space not in ACTION_SPACES:
-            raise ValueError(f"RoboTwin action space must be one of {list(ACTION_SPACES)}, got {self.action_space!r}")
+            raise UsageError(f"RoboTwin action space must be one of {list(ACTION_SPACES)}, got {self.action_space!r}")
         if self.relative_ee and self.action_space != "ee":
-            raise ValueError("relative ee poses need the ee action space (--action-space ee)")
+            raise UsageError("relative ee poses need the ee action space (--action-space ee)")
         if not self.cameras or len(set(self.cameras.values())) != len(self.cameras):
-            raise ValueError(f"RoboTwin cameras must map to distinct names, got {self.cameras}")
+            raise UsageError(f"RoboTwin cameras must map to distinct names, got {self.cameras}")
 
     @property
     def action_record(self) -> dict:
@@ -95,14 +97,16 @@ class RoboTwinEpisode:
 
 @dataclass(frozen=True)
 class ConversionReport:
-    """Episodes written, and the episodes by how their value maps were labelled."""
+    """Episodes written, the episodes by how their value maps were labelled, and the source
+    episodes skipped because the dataset already held them."""
 
     written: int
     labels: dict[str, list[int]]
+    skipped: int = 0
 
     def summary(self) -> str:
         """One line a person reads: what was written and which episodes fell back or got empty maps."""
-        line = f"wrote {self.written} episodes"
+        line = f"wrote {self.written} episodes" + (f" ({self.skipped} already converted)" if self.skipped else "")
         if self.labels:
             counts = ", ".join(f"{len(v)} {LABEL_WORDS[k]}" for k, v in sorted(self.labels.items()))
             line += f" (value maps: {counts})"
@@ -155,7 +159,7 @@ def read_robotwin_episode(path: str | Path, task: str, instructions: dict[str, l
         actions=state[1:].astype(np.float32), proprio=state[:-1].astype(np.float32),
         intrinsics={n: c[1][0] for n, c in cameras.items()},
         extrinsics={n: c[2][:steps] for n, c in cameras.items()},
-        action_names=action_names,
+        action_names=action_names, source=path.name,
     )
     return RoboTwinEpisode(episode, labels)
 
@@ -166,14 +170,21 @@ def convert_robotwin(source: str | Path, target: str | Path, *, fps: int, task: 
     """Convert every ``source/data/episode{i}.hdf5`` (in order of i) into a dataset at ``target``.
 
     ``source`` is a RoboTwin ``<task>/<config>`` folder; ``task`` defaults to its parent folder's
-    name. Instructions come from ``instructions/episode{i}.json`` where it exists.
+    name. Instructions come from ``instructions/episode{i}.json`` where it exists. ``mode``
+    "append" continues a conversion into an existing dataset: source files it already holds
+    (its episodes table's ``source`` column) are skipped, so an interrupted conversion resumes.
     """
+    if isinstance(fps, bool) or not isinstance(fps, int) or fps < 1:
+        raise UsageError(f"convert_robotwin: fps must be a positive integer (the rate the episodes were saved at), "
+                         f"got {fps!r}")
     source = Path(source)
     task = task or source.resolve().parent.name
     files = sorted((source / "data").glob("episode*.hdf5"), key=_episode_number)
     if not files:
         raise DatasetFormatError(f"{source / 'data'}: no episode*.hdf5 files")
     labels: dict[str, list[int]] = {}
+    done = _converted_sources(Path(target)) if mode == "append" else set()
+    files = [f for f in files if f.name not in done]
     with DatasetWriter(target, fps, mode=mode, codec=codec, robot_type="aloha-agilex",
                        action_space=settings.action_record) as writer:
         for path in _progress(files, progress):
@@ -183,7 +194,15 @@ def convert_robotwin(source: str | Path, target: str | Path, *, fps: int, task: 
             index = writer.add_episode(converted.episode)
             if converted.labels is not None:
                 labels.setdefault(converted.labels, []).append(index)
-    return ConversionReport(len(files), labels)
+    return ConversionReport(len(files), labels, len(done))
+
+
+def _converted_sources(target: Path) -> set[str]:
+    """The source files a dataset at ``target`` already holds (none when it does not exist yet)."""
+    if not (target / INFO_PATH).is_file():
+        return set()
+    episodes = DatasetReader(target).episodes
+    return {str(s) for s in episodes["source"] if isinstance(s, str)} if "source" in episodes else set()
 
 
 def _camera(handle, path: Path, source: str, recorded: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -10,7 +10,7 @@ seek straight to it.
 
 Codec choice (``VideoCodec``): the default is VP9 in mp4, yuv420p, because every decoder we
 use reads it: LeRobot's reader (FFmpeg), PyAV, and NVIDIA DALI on both CPU and GPU (DALI's CPU
-decoder rejects H.264; ``shared/spec/ECOSYSTEM.md``). ``VideoCodec.lossless()`` (H.264 in RGB,
+decoder rejects H.264; docs/data.md). ``VideoCodec.lossless()`` (H.264 in RGB,
 crf 0) reproduces frames exactly, for tests and for users who want exact pixels.
 """
 

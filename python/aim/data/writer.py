@@ -28,6 +28,7 @@ from aim.data import lerobot_format as fmt
 from aim.data.episode import Episode
 from aim.data.stats import STATS, episode_stats, merge_stats
 from aim.data.video import VideoCodec, append_video, encode_video
+from aim.errors import AlreadyExistsError, UsageError
 
 MODES = ("create", "overwrite", "append")
 
@@ -53,12 +54,14 @@ class DatasetWriter:
                  robot_type: str = "unknown", meta_every: int = 1, episodes_per_video_file: int = 20,
                  video_file_mb: float = 100.0, frame_every: int = 1, render: dict | None = None,
                  action_space: dict | None = None) -> None:
+        if isinstance(fps, bool) or not isinstance(fps, int) or fps < 1:
+            raise UsageError(f"DatasetWriter: fps must be a positive integer, got {fps!r}")
         if mode not in MODES:
-            raise ValueError(f"DatasetWriter: mode must be one of {MODES}, got {mode!r}")
+            raise UsageError(f"DatasetWriter: mode must be one of {MODES}, got {mode!r}")
         if frame_every < 1:
-            raise ValueError(f"DatasetWriter: frame_every must be >= 1, got {frame_every}")
+            raise UsageError(f"DatasetWriter: frame_every must be >= 1, got {frame_every}")
         if episodes_per_video_file < 1 or video_file_mb <= 0:
-            raise ValueError(f"DatasetWriter: episodes_per_video_file must be >= 1 and video_file_mb > 0, got "
+            raise UsageError(f"DatasetWriter: episodes_per_video_file must be >= 1 and video_file_mb > 0, got "
                              f"{episodes_per_video_file} and {video_file_mb}")
         self.root = Path(root)
         self.fps = int(fps)
@@ -82,14 +85,10 @@ class DatasetWriter:
         self._unflushed = 0
         self._prepare(mode)
 
-    @property
-    def num_episodes(self) -> int:
-        return len(self._episodes)
-
     def _prepare(self, mode: str) -> None:
         has_content = self.root.is_dir() and any(self.root.iterdir())
         if mode == "create" and has_content:
-            raise FileExistsError(f"{self.root}: not empty; pass mode='overwrite' or mode='append'")
+            raise AlreadyExistsError(f"{self.root}: not empty; pass mode='overwrite' or mode='append'")
         if mode == "overwrite":
             for sub in ("meta", "data", "videos"):
                 shutil.rmtree(self.root / sub, ignore_errors=True)
@@ -235,6 +234,7 @@ class DatasetWriter:
         chunk, file = fmt.chunk_and_file(index)  # one data file per episode
         row = {
             "episode_index": index, "tasks": [episode.instruction], "task_name": episode.task, "seed": episode.seed,
+            "source": episode.source,
             "instructions": [episode.instruction, *episode.paraphrases],
             "unseen_instructions": list(episode.unseen_instructions),
             "length": t,

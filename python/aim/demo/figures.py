@@ -1,13 +1,15 @@
-"""The report's pictures: loss curves per variant, and predicted vs true future frames and value maps.
+"""The report's pictures: loss curves per variant, and imagined vs true future frames and value maps.
 
-Predictions come from each trained model on a held-out expert episode (a seed no variant trained
-on): the observation frames go to the KV-cached rollout, which imagines the first chunk's frames
-and value maps (``aim.train.samples.predicted_vs_true``: rows true frames, predicted frames, true
-value maps, predicted value maps).
+Predictions come from each trained model on a held-out expert episode per task (a seed no
+variant trained on), from the episode's start, chunk by chunk: the KV-cached rollout imagines
+each chunk from the true frames and actions before it (``aim.train.samples``; labelled rows true
+frames, imagined frames, true and imagined value maps, one column per chunk, views upscaled by
+whole pixels).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +17,15 @@ import torch
 from PIL import Image
 
 from aim.data.clips import ClipDataset
+from aim.data.picture_grid import stack
 from aim.data.reader import DatasetReader
-from aim.train import load_bundle
-from aim.train.batches import clip_latents, clip_pixel_frames
-from aim.train.monitor import read_metrics
-from aim.train.samples import predicted_vs_true
+from aim.model.clip import ClipStructure
+from aim.runtime.bundle import load_bundle
+from aim.runtime.monitor import read_metrics
+from aim.runtime.preprocessing import clip_latents, clip_pixel_frames
+from aim.train.samples import chunk_figure, imagine_chunks
 
+MAX_CHUNKS = 6  # columns of a prediction figure, per task
 STREAM_LOSSES = ("loss/video", "loss/value", "loss/action")
 RL_CURVES = ("success/rate", "return/mean", "reward/value_map", "update/kl", "update/clip_fraction")
 
@@ -79,24 +84,35 @@ def _running_mean(values: np.ndarray, window: int) -> np.ndarray:
     return np.convolve(padded, kernel, mode="valid")
 
 
-def predictions(run: Path, heldout: Path, path: Path, sample_steps: int = 10, scale: int = 4, seed: int = 0) -> Path:
-    """The predicted-vs-true picture of ``run`` on the middle clip of every episode in ``heldout``
-    (one episode per task), tasks stacked top to bottom."""
+def predictions(run: Path, heldout: Path, path: Path, sample_steps: int = 10, seed: int = 0) -> Path:
+    """The imagined-vs-true figure of ``run`` on every episode of ``heldout`` (one per task) from
+    its start, chunk by chunk (``aim.train.samples``), tasks one under the other."""
     bundle = load_bundle(run)
-    clips = ClipDataset(DatasetReader(heldout), clip_pixel_frames(bundle.tokenizer, bundle.structure),
-                        frame_stride=bundle.frame_stride, layout=bundle.layout)
-    middle_of_episode: dict[int, list[int]] = {}
-    for index, (episode, _) in enumerate(clips.index):
-        middle_of_episode.setdefault(episode, []).append(index)
+    reader = DatasetReader(heldout)
     pictures = []
-    for indices in middle_of_episode.values():
-        batch = torch.utils.data.default_collate([clips[indices[len(indices) // 2]]])
-        video, value, _, text = clip_latents(bundle, batch)
-        generator = torch.Generator().manual_seed(seed)
-        pictures.append(predicted_vs_true(bundle, video, value, text, sample_steps, generator))
-    separator = torch.ones(3, 2, pictures[0].shape[-1])
-    picture = torch.cat([p for picture in pictures for p in (picture, separator)][:-1], dim=1)
-    array = (picture.clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-    image = Image.fromarray(array)
-    image.resize((image.width * scale, image.height * scale), Image.NEAREST).save(path)
+    for episode in reader.valid_episodes:
+        structure = _longest_clip(bundle, reader.episode_length(episode))
+        if structure is None:
+            continue  # an episode shorter than one chunk shows nothing
+        clips = ClipDataset(reader, clip_pixel_frames(bundle.tokenizer, structure), frame_stride=bundle.frame_stride,
+                            layout=bundle.layout)
+        batch = torch.utils.data.default_collate([clips[clips.index.index((episode, 0))]])
+        video, value, actions, text = clip_latents(dataclasses.replace(bundle, structure=structure), batch)
+        imagined = imagine_chunks(bundle, video, value, actions, text, sample_steps, torch.Generator().manual_seed(seed))
+        row = reader.episodes.iloc[episode]
+        pictures.append(chunk_figure(imagined, f"{row['task_name']} · held-out seed {int(row['seed'])} · "
+                                               f"{structure.num_chunks} chunks of {bundle.structure.actions_per_chunk} "
+                                               "steps from the episode's start"))
+    if not pictures:
+        raise ValueError(f"{heldout}: no episode is long enough for one chunk of {run}")
+    Image.fromarray(stack(pictures)).save(path)
     return path
+
+
+def _longest_clip(bundle, episode_steps: int) -> ClipStructure | None:
+    """The clip of the most chunks (at most ``MAX_CHUNKS``) from an episode's start that fits in it."""
+    for chunks in range(MAX_CHUNKS, 0, -1):
+        structure = dataclasses.replace(bundle.structure, num_chunks=chunks)
+        if clip_pixel_frames(bundle.tokenizer, structure) * bundle.frame_stride <= episode_steps:
+            return structure
+    return None

@@ -1,8 +1,8 @@
 """The demo's stages: collect -> train (AIM and two ablations) -> [Stage II RL on AIM] -> evaluate -> report.
 
-Every stage writes under one output folder and is skipped when its output is already there, so
-an interrupted demo resumes where it stopped (collection resumes per episode, training from its
-latest checkpoint). The two ablations measure what the paper never did (spec §8): the model
+Every stage writes under one output folder and is skipped when its output is already there and
+was made by the same settings (``aim.demo.stages``), so an interrupted demo resumes where it
+stopped (collection resumes per episode, training from its latest checkpoint). The two ablations measure what the paper never did (docs/method.md §8): the model
 without the value-map stream, and the model whose future actions may also read the chunk's
 future video (``aim.ops.token_groups.ACTIONS_SEE_VIDEO``). All variants train on the same data
 with the same seed and are evaluated on the same held-out seeds. With ``rl_iterations`` the AIM
@@ -12,89 +12,31 @@ the demo tasks, and evaluated beside it as ``aim+rl``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from aim.data.collect import CollectSettings, collect
-from aim.eval.results import summarise, write_results
+from aim.demo.report import write_report
+from aim.demo.settings import (
+    RL_PRESET,
+    RL_VARIANT,
+    TRAIN_PRESET,
+    VARIANTS,
+    DemoSettings,
+    results_path,
+    run_dir,
+)
+from aim.demo.stages import StageRecord
+from aim.eval.results import results_table, summarise, write_results
 from aim.eval.runner import EvalSettings, evaluate
 from aim.eval.seeds import eval_seeds
-from aim.model.sampler import SamplerConfig
+from aim.runtime.checkpoint import checkpoint_dir, latest_checkpoint
+from aim.runtime.monitor import read_metrics
+from aim.sim.collect import CollectSettings, collect
 from aim.train import load_config, train
-from aim.train.checkpoint import checkpoint_dir, latest_checkpoint
-from aim.train.monitor import read_metrics
-
-# Short Meta-World tasks whose object position changes with the seed (the policy must look: 19 cm
-# across seeds along x), and whose scripted experts succeed in 29-80 steps. button-press-topdown-v3
-# (a 2 cm button pressed from above) was never solved by the tiny model at this budget in ten
-# tuning runs (benchmarks/RESULTS.md), so coffee-button-v3 (a button pressed from the front) took
-# its place.
-DEMO_TASKS = ("handle-press-v3", "drawer-close-v3", "coffee-button-v3")
-
-# Variant name -> training-config overrides (everything else is shared).
-VARIANTS: dict[str, tuple[str, ...]] = {
-    "aim": (),
-    "no-value-map": ("model.value_stream=false",),
-    "actions-see-video": ("model.attention_rule=actions_see_video",),
-}
-TRAIN_PRESET = "tiny-metaworld"
-RL_PRESET = "tiny-metaworld"
-RL_VARIANT = "aim+rl"  # the AIM run after Stage II
-
-
-@dataclass(frozen=True)
-class DemoSettings:
-    """How much the demo does; the defaults are sized for a 2-core CPU (benchmarks/RESULTS.md
-    records how long they take and what they reach)."""
-
-    tasks: tuple[str, ...] = DEMO_TASKS
-    train_episodes: int = 64  # expert episodes per task (seeds 0 .. n-1)
-    eval_episodes: int = 30  # closed-loop episodes per task (held-out seeds): +-10 points on the mean at 95%
-    image_size: int = 32  # rendered view side, pixels (the model sees the preset's 16-pixel views)
-    # No anti-aliasing: the CPU renders a view in less than half the time, and halving the views
-    # for the model's canvas averages 4 samples per pixel anyway (benchmarks/RESULTS.md, seventh session).
-    multisample: int | None = 0
-    # Views rendered every 4th step: half the preset's frame stride, so clips start on every 4th step
-    # (clips start on rendered rows) at a quarter of the rendering.
-    frame_every: int = 4
-    train_steps: int = 1200
-    variants: tuple[str, ...] = tuple(VARIANTS)
-    eval_max_steps: int = 160  # about twice the slowest expert's episode
-    # 4 action steps act as well as 8 (the three variants, three training seeds: benchmarks/RESULTS.md,
-    # seventh session) in 10 forwards per chunk instead of 14.
-    sampler: SamplerConfig = SamplerConfig(video_steps=4, guidance_scale=1.0, action_steps=4)
-    workers: int = 2  # processes collecting and evaluating (training runs one process per variant)
-    overrides: tuple[str, ...] = field(default=())  # extra training-config overrides for every variant
-    rl_iterations: int = 0  # Stage II iterations on the aim variant (0: no RL stage)
-    rl_overrides: tuple[str, ...] = field(default=())  # extra RL-config overrides
-
-    def __post_init__(self) -> None:
-        unknown = [v for v in self.variants if v not in VARIANTS]
-        if unknown:
-            raise ValueError(f"DemoSettings: unknown variants {unknown}; known: {list(VARIANTS)}")
-        if not self.tasks or self.train_episodes < 1 or self.eval_episodes < 1 or self.train_steps < 1:
-            raise ValueError("DemoSettings: need tasks, and train_episodes, eval_episodes, train_steps >= 1")
-        if self.rl_iterations < 0 or (self.rl_iterations and "aim" not in self.variants):
-            raise ValueError(f"DemoSettings: rl_iterations must be >= 0 and needs the aim variant, got "
-                             f"{self.rl_iterations} with variants {list(self.variants)}")
-        if self.rl_iterations and self.sampler.action_steps < 2:
-            raise ValueError(f"DemoSettings: Stage II samples actions with an SDE of at least 2 steps, but "
-                             f"sampler.action_steps is {self.sampler.action_steps}")
-
-    @property
-    def evaluated(self) -> tuple[str, ...]:
-        """The runs evaluated and reported: the trained variants, then aim+rl with an RL stage."""
-        return self.variants + ((RL_VARIANT,) if self.rl_iterations else ())
-
-
-# A smoke run of every stage in a few minutes: budgets far too small for a meaningful success rate.
-QUICK = DemoSettings(tasks=DEMO_TASKS[:1], train_episodes=2, eval_episodes=2, image_size=32, train_steps=20,
-                     eval_max_steps=24, sampler=SamplerConfig(video_steps=2, guidance_scale=1.0, action_steps=2),
-                     overrides=("checkpoint.every=10", "log.sample_every=0", "schedule.warmup_steps=5"),
-                     rl_iterations=1, rl_overrides=("rollout.groups_per_task=1", "grpo.group_size=2"))
 
 
 @dataclass
@@ -106,50 +48,94 @@ class DemoResult:
 
 
 def run_demo(out_dir: str | Path, settings: DemoSettings = DemoSettings(), progress: bool = True) -> DemoResult:
-    """Runs (or resumes) every stage under ``out_dir`` and writes ``out_dir/report.html``."""
-    from aim.demo.report import write_report
+    """Runs (or resumes) every stage under ``out_dir`` and writes ``out_dir/report.html``.
 
+    Everything the demo needs is checked before the first stage starts; each stage's outputs are
+    reused only when the settings that made them are the ones asked for (``aim.demo.stages``).
+    """
+    settings.check()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    stages = StageRecord(out)
     seconds: dict[str, float] = {}
     collect_settings = CollectSettings(height=settings.image_size, width=settings.image_size,
                                        frame_every=settings.frame_every, multisample=settings.multisample)
+    data_key = {"tasks": settings.tasks, "image_size": settings.image_size, "frame_every": settings.frame_every,
+                "multisample": settings.multisample, "train_episodes": settings.train_episodes}
+    fresh_start = f"use another output folder, or delete {out / 'data'}, {out / 'heldout'} and {out / 'runs'} to start over"
+    stages.claim("collect", data_key, out / "data", fresh_start)
     with _timed(seconds, "collect"):
         _say(progress, f"[1/4] collecting {settings.train_episodes} expert episodes per task, and one held-out "
                        "episode per task for the report's predictions")
         collect(out / "data", list(settings.tasks), list(range(settings.train_episodes)), collect_settings,
                 settings.workers, progress)
         collect(out / "heldout", list(settings.tasks), eval_seeds(1), collect_settings, settings.workers, progress)
+    for variant in settings.variants:
+        stages.claim(f"train {variant}", _train_key(settings, variant, data_key), run_dir(out, variant),
+                     f"use another output folder, or delete {run_dir(out, variant)} to train it again")
     pending = [v for v in settings.variants if not checkpoint_dir(run_dir(out, v), settings.train_steps).is_dir()]
     if pending:
         with _timed(seconds, "train " + ", ".join(pending)):
             _say(progress, f"[2/4] training {', '.join(pending)} for {settings.train_steps} steps each "
                            "(side by side, one thread each)")
             _train_variants(out, pending, settings, progress)
-    if settings.rl_iterations and not checkpoint_dir(run_dir(out, RL_VARIANT), settings.rl_iterations).is_dir():
-        with _timed(seconds, f"rl {RL_VARIANT}"):
-            _say(progress, f"[2/4] Stage II: {settings.rl_iterations} RL iterations on the aim run")
-            _reinforce(out, settings, progress)
+    if settings.rl_iterations:
+        rl_key = {**_train_key(settings, "aim", data_key), "rl_iterations": settings.rl_iterations,
+                  "rl_overrides": settings.rl_overrides, "sampler": dataclasses.asdict(settings.sampler),
+                  "eval_max_steps": settings.eval_max_steps}
+        stages.claim(f"rl {RL_VARIANT}", rl_key, run_dir(out, RL_VARIANT),
+                     f"use another output folder, or delete {run_dir(out, RL_VARIANT)} to run Stage II again")
+        if not checkpoint_dir(run_dir(out, RL_VARIANT), settings.rl_iterations).is_dir():
+            with _timed(seconds, f"rl {RL_VARIANT}"):
+                _say(progress, f"[2/4] Stage II: {settings.rl_iterations} RL iterations on the aim run")
+                _reinforce(out, settings, progress)
     results = {}
     for variant in settings.evaluated:
         path = results_path(out, variant)
-        if path.is_file():
+        eval_key = {"tasks": settings.tasks, "eval_episodes": settings.eval_episodes,
+                    "sampler": dataclasses.asdict(settings.sampler), "eval_max_steps": settings.eval_max_steps,
+                    "checkpoint": str(latest_checkpoint(run_dir(out, variant)).name)}
+        if path.is_file() and stages.matches(f"eval {variant}", eval_key):
             results[variant] = json.loads(path.read_text())
             continue
         with _timed(seconds, f"eval {variant}"):
-            _say(progress, f"[3/4] evaluating {variant}: {settings.eval_episodes} episodes x {len(settings.tasks)} tasks")
+            again = " (again: the earlier results came from other settings)" if path.is_file() else ""
+            _say(progress, f"[3/4] evaluating {variant}{again}: {settings.eval_episodes} episodes x "
+                           f"{len(settings.tasks)} tasks (the first of each task also rendered for viewing as a video)")
             results[variant] = _evaluate_variant(out, variant, settings, progress)
-    _say(progress, "[4/4] writing the report")
+        stages.record(f"eval {variant}", eval_key)
+        if progress:
+            from rich.console import Console
+
+            Console().print(results_table(results[variant]))
+    _say(progress, "[4/4] writing the report (loss curves, imagined vs true futures, rollouts)")
     report = write_report(out, settings, results, seconds)
     return DemoResult(out, seconds, results, report)
 
 
-def run_dir(out: Path, variant: str) -> Path:
-    return out / "runs" / variant
+def _train_key(settings: DemoSettings, variant: str, data_key: dict) -> dict:
+    """What a variant's training run depends on."""
+    return {**data_key, "variant": variant, "variant_overrides": VARIANTS[variant], "train_steps": settings.train_steps,
+            "overrides": settings.overrides}
 
 
-def results_path(out: Path, variant: str) -> Path:
-    return out / "eval" / variant / "results.json"
+def summary_table(result: DemoResult):
+    """A ``rich.table.Table`` a person reads at the end: success per task and variant, the mean,
+    and the stages this call ran with their times."""
+    from rich.table import Table
+
+    table = Table(title=f"aim demo: closed-loop success ({result.out_dir / 'report.html'})")
+    table.add_column("task")
+    for variant in result.results:
+        table.add_column(variant, justify="right")
+    tasks = next(iter(result.results.values()))["tasks"]
+    for task in tasks:
+        table.add_row(task, *(f"{r['tasks'][task]['successes']}/{r['tasks'][task]['episodes']}"
+                              for r in result.results.values()))
+    table.add_row("mean", *(f"{r['mean_success_rate']:.0%}" for r in result.results.values()), style="bold")
+    stages = ", ".join(f"{name} {s / 60:.1f} min" for name, s in result.stage_seconds.items())
+    table.caption = f"this call ran: {stages or 'nothing (every stage was reused)'}"
+    return table
 
 
 def _train_variants(out: Path, variants: list[str], settings: DemoSettings, progress: bool) -> None:
@@ -162,18 +148,26 @@ def _train_variants(out: Path, variants: list[str], settings: DemoSettings, prog
 
     jobs = [(out, variant, settings) for variant in variants]
     pool = multiprocessing.get_context("spawn").Pool(len(jobs), _one_thread)
-    with pool, tqdm(total=settings.train_steps * len(jobs), desc="train", unit="step", disable=not progress) as bar:
+    with pool, tqdm(total=settings.train_steps * len(jobs), desc="train (starting: loading data)", unit="step",
+                    disable=not progress) as bar:
         done = pool.map_async(_train_variant, jobs)
         while not done.ready():
             done.wait(2.0)
-            bar.update(sum(len(read_metrics(run_dir(out, v))) for v in variants) - bar.n)
+            steps = sum(len(read_metrics(run_dir(out, v))) for v in variants)
+            if steps and bar.n == 0:
+                bar.set_description("train")
+            bar.update(steps - bar.n)
         done.get()  # re-raises a run's error here
 
 
 def _one_thread() -> None:
+    """A training process's start: one thread, and the freed memory kept (aim.process_settings)."""
     import torch
 
+    from aim.process_settings import retain_freed_memory
+
     torch.set_num_threads(1)
+    retain_freed_memory()
 
 
 def _train_variant(job: tuple[Path, str, DemoSettings]) -> None:

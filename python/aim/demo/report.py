@@ -1,8 +1,9 @@
-"""The demo report: one HTML page with PNG figures, the success table and rollout GIFs.
+"""The demo report: one HTML page with PNG figures, the success table and rollout videos.
 
 Everything it shows is read back from the demo's folder (metrics files of the training runs, the
 evaluation results documents, the videos they name), so the page can be rebuilt without rerunning
-anything; paths are relative, so the folder can be moved or published as it is.
+anything. Every path in the page is relative to the page's own folder (whatever the working
+directory was when the demo ran), so the folder can be opened from anywhere, moved or zipped.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from pathlib import Path
 import torch
 
 from aim.demo import ablation_section, figures
-from aim.demo.pipeline import RL_VARIANT, DemoSettings, run_dir
+from aim.demo.settings import RL_VARIANT, DemoSettings, results_path, run_dir
+from aim.eval.runner import VIDEO_DIR
+from aim.train.samples import FIGURE_VIEW_PIXELS
 
 GOAL = 0.70  # issue 6: mean closed-loop success of the demo tasks
 
@@ -30,6 +33,7 @@ VARIANT_NOTES = {
 
 def write_report(out: Path, settings: DemoSettings, results: dict[str, dict], seconds: dict[str, float]) -> Path:
     """Writes ``out/report.html`` (and its figures under ``out/figures``) and returns its path."""
+    out = Path(out)
     figure_dir = out / "figures"
     figure_dir.mkdir(exist_ok=True)
     runs = {variant: run_dir(out, variant) for variant in results if variant != RL_VARIANT}
@@ -101,11 +105,15 @@ def _seconds(value: float | None) -> str:
 
 
 def _predictions(out: Path, pictures: dict[str, Path]) -> str:
-    blocks = "".join(f"<figure>{_image(out, path, variant)}<figcaption>{html.escape(variant)}</figcaption></figure>"
-                     for variant, path in pictures.items())
-    return ("<h2>Imagined vs true future</h2><p>One held-out episode per task (top to bottom). Rows per task: "
-            "true frames, predicted frames, then (with a value stream) true and predicted value maps; the "
-            f"chunk's frames left to right.</p>{blocks}")
+    blocks = "".join(f"<details{' open' if i == 0 else ''}><summary>{html.escape(variant)}</summary>"
+                     f"{_image(out, path, f'imagined vs true future of {variant}')}</details>"
+                     for i, (variant, path) in enumerate(pictures.items()))
+    return ("<h2>Imagined vs true future</h2><p>One held-out expert episode per task (top to bottom), from its "
+            "start, chunk by chunk: before each chunk the model has seen the true frames and actions so far, as "
+            "in closed loop. Rows: the chunk's true frames, the frames the model imagined, and (with a "
+            "value stream) the true and the imagined value map in magenta over the true frame. Each picture is the "
+            "model's canvas (its views packed as it sees them: the first camera on top, the other two halved "
+            f"below) upscaled by whole pixels to at least {FIGURE_VIEW_PIXELS} px wide.</p>{blocks}")
 
 
 def _reinforcement(out: Path, curves: Path) -> str:
@@ -118,26 +126,44 @@ def _reinforcement(out: Path, curves: Path) -> str:
 def _rollouts(out: Path, results: dict[str, dict]) -> str:
     blocks = []
     for variant, result in results.items():
-        videos = [e for e in result["episodes"] if e.get("video")]
-        items = "".join(
-            f"<figure>{_image(out, Path(e['video']), e['task'])}<figcaption>{html.escape(e['task'])} · seed "
-            f"{e['seed']} · {'success' if e['success'] else 'failure'} in {e['steps']} steps</figcaption></figure>"
-            for e in videos)
-        blocks.append(f"<h3>{html.escape(variant)}</h3><div class='row'>{items}</div>")
-    return ("<h2>Rollouts</h2><p>Predicted value maps and projected end-effector targets overlaid on the "
-            f"views.</p>{''.join(blocks)}")
+        items = []
+        for episode in (e for e in result["episodes"] if e.get("video")):
+            video = results_path(out, variant).parent / VIDEO_DIR / Path(episode["video"]).name
+            caption = (f"{html.escape(episode['task'])} · seed {episode['seed']} · "
+                       f"{'success' if episode['success'] else 'failure'} in {episode['steps']} steps")
+            items.append(f"<figure>{_video(out, video, episode['task'])}<figcaption>{caption}</figcaption></figure>")
+        blocks.append(f"<h3>{html.escape(variant)}</h3>{''.join(items)}")
+    return ("<h2>Rollouts</h2><p>The first held-out episode of every task, rendered again for viewing from the "
+            "model's cameras (the model itself sees the small canvas on the right). Magenta: the value map the "
+            "current chunk predicts; green: the end-effector targets its actions command.</p>" + "".join(blocks))
 
 
 def _image(out: Path, path: Path, alt: str) -> str:
-    source = os.path.relpath(path if path.is_absolute() else out / path, out)
-    return f"<img src='{html.escape(source)}' alt='{html.escape(alt)}'>"
+    return f"<img src='{html.escape(_relative(out, path))}' alt='{html.escape(alt)}'>"
+
+
+def _video(out: Path, path: Path, alt: str) -> str:
+    """A GIF as an image, an MP4 as a looping video; a file that is missing is said so."""
+    if not path.is_file():
+        return f"<p class='missing'>missing: {html.escape(_relative(out, path))}</p>"
+    if path.suffix.lower() == ".mp4":
+        return (f"<video src='{html.escape(_relative(out, path))}' autoplay loop muted controls "
+                f"title='{html.escape(alt)}'></video>")
+    return _image(out, path, alt)
+
+
+def _relative(out: Path, path: Path) -> str:
+    """``path`` (under ``out``, absolute or relative to the working directory) as a URL relative
+    to the report's folder, so the folder can be opened from anywhere, moved or zipped."""
+    return Path(path).resolve().relative_to(Path(out).resolve()).as_posix()
 
 
 _STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; padding: 0 1em; color: #222; }
 table { border-collapse: collapse; margin: 1em 0; }
 td, th { border: 1px solid #ccc; padding: 4px 10px; text-align: left; vertical-align: top; }
-img { max-width: 100%; image-rendering: pixelated; }
-figure { display: inline-block; margin: 0.5em; }
-.row { display: flex; flex-wrap: wrap; }
+img, video { max-width: 100%; }
+figure { margin: 0.5em 0 1.5em 0; }
+summary { cursor: pointer; font-weight: bold; margin: 0.5em 0; }
+.missing { color: #a00; }
 """

@@ -1,4 +1,4 @@
-"""``aim.eval``: closed-loop evaluation of trained models (spec §7), and the RoboTwin 2.0 adapter.
+"""``aim.eval``: closed-loop evaluation of trained models (docs/method.md §7), and the RoboTwin 2.0 adapter.
 
 Map (one job per module):
 

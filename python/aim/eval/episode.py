@@ -3,8 +3,9 @@
 Within a chunk every action is executed (clipped by the suite); the environment is rendered
 every ``frame_stride`` steps, which are the frames the policy observes after the chunk. The
 episode ends at the first success, when the environment says it is done, or after
-``max_steps``. With a video path, each observed frame is drawn with the value map the chunk
-predicted for it and the end-effector target its actions command by then.
+``max_steps``. With a video path, a :class:`~aim.eval.videos.RolloutRecorder` takes renders for
+people every few steps (the simulation is unchanged by them) and draws on them what the
+current chunk predicted.
 """
 
 from __future__ import annotations
@@ -16,10 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from aim.eval.observation import Observation
-from aim.eval.overlay import rollout_picture
 from aim.eval.policy import AIMPolicy
 from aim.eval.suite import Suite
-from aim.eval.videos import write_video
+from aim.eval.videos import RolloutRecorder
 from aim.sim.environment import Environment, StepResult
 
 
@@ -68,38 +68,47 @@ def execute_chunk(env: Environment, suite: Suite, actions: np.ndarray, stride: i
 
 
 def run_episode(policy: AIMPolicy, suite: Suite, task: str, seed: int, max_steps: int | None = None,
-                video_path: str | Path | None = None) -> EpisodeResult:
-    """Runs ``task`` from ``seed`` with ``policy``; writes a rollout video when ``video_path`` is given."""
+                video_path: str | Path | None = None, video_size: int = 256, video_every: int = 2) -> EpisodeResult:
+    """Runs ``task`` from ``seed`` with ``policy``; writes a rollout video when ``video_path`` is
+    given, rendered ``video_size`` pixels high every ``video_every`` steps."""
     bundle, stride = policy.bundle, policy.frame_stride
     image_size = tuple(bundle.image_size)
     env = suite.make(task, bundle.cameras, image_size)
     env.reset(seed)
     observation = observe(env)
     policy.reset(suite.instruction(task), observation, seed, task=task)
-    record = video_path is not None
-    pictures = [rollout_picture(bundle.layout, observation, image_size)] if record else []
+    recorder = None
+    if video_path is not None:
+        recorder = RolloutRecorder(bundle.layout, image_size, video_size, video_every, suite.fps)
     steps, success, latencies = 0, False, []
     while True:
-        chunk = policy.predict(value_maps=record)
+        chunk = policy.predict(value_maps=recorder is not None)
         latencies.append(chunk.latency_s)
-        targets = suite.ee_targets(env, chunk.actions) if record else None
+        targets = suite.ee_targets(env, chunk.actions) if recorder else None
+        if recorder and steps == 0:
+            recorder.add(0, suite.view(env, *recorder.view_size), observation, _heat(chunk, 0, stride), targets)
         frames, executed, finished = [], [], False
         for step in execute_chunk(env, suite, chunk.actions, stride, steps, max_steps):
             i, finished = step.index, step.finished
             executed.append(step.action)
             success = step.result.success
-            draw = record and (step.boundary or finished)
-            if step.boundary and not finished or draw:
+            if step.boundary and not finished:
                 frames.append(observe(env))
-            if draw:
-                has_heat = step.boundary and chunk.value_maps is not None
-                heat = chunk.value_maps[(i + 1) // stride - 1] if has_heat else None
-                pictures.append(rollout_picture(bundle.layout, frames[-1], image_size, heat, targets[i:i + 1]))
+                observation = frames[-1]
+            if recorder and recorder.wants(steps + i + 1, finished):
+                # The state after action i leads to the chunk's next observed frame, i // stride.
+                recorder.add(steps + i + 1, suite.view(env, *recorder.view_size), observation,
+                             _heat(chunk, i, stride), targets[i:])
         steps += len(executed)
         if finished:
             break
         policy.observe(frames, np.stack(executed))
     video = None
-    if record:
-        video = str(write_video(video_path, np.stack(pictures), suite.fps / stride))
+    if recorder:
+        video = str(recorder.write(video_path, task, seed, success, steps))
     return EpisodeResult(task, seed, success, steps, latencies, video)
+
+
+def _heat(chunk, action: int, stride: int) -> np.ndarray | None:
+    """The chunk's predicted value map (Hc, Wc) for the frame observed after ``action``'s frame stride."""
+    return None if chunk.value_maps is None else chunk.value_maps[action // stride]

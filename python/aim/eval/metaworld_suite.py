@@ -6,7 +6,8 @@ effort; a model is evaluated in the action space of the dataset it was trained o
 (:func:`suite_for_run`). The environment turns the actions into end-effector targets. The
 gripper effort (and a delta) is clipped to [-1, 1], as the data collector clips the expert's; a
 target is passed on as predicted (the environment moves towards it at Meta-World's speed limit).
-Views are rendered as the model's training data was (``multisample``, from the dataset's record).
+Views are rendered as the model's training data was (``multisample``, from the dataset's record);
+views for people (:meth:`MetaWorldSuite.view`) are rendered anew, larger and anti-aliased.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from aim.data.collect import FPS
-from aim.sim.metaworld_env import MetaWorldEnv, action_space_of, instruction
+from aim.eval.observation import Observation
+from aim.sim.collect import FPS
+from aim.sim.metaworld_env import MetaWorldEnv, action_space_of, check_task, instruction
 
 _ENVIRONMENTS: dict[tuple, MetaWorldEnv] = {}
 
@@ -41,6 +43,9 @@ class MetaWorldSuite:
                                               multisample=self.multisample)
         return _ENVIRONMENTS[key]
 
+    def check_task(self, task: str) -> None:
+        check_task(task)
+
     def instruction(self, task: str) -> str:
         return instruction(task)
 
@@ -52,11 +57,15 @@ class MetaWorldSuite:
     def ee_targets(self, env: MetaWorldEnv, actions: np.ndarray) -> np.ndarray:
         return env.ee_targets(actions)
 
+    def view(self, env: MetaWorldEnv, height: int, width: int) -> Observation:
+        images, intrinsics = env.render_for_people(height, width)
+        return Observation(images, intrinsics, env.extrinsics())
+
 
 def suite_for_run(bundle) -> MetaWorldSuite:
     """The Meta-World suite in the action space, and rendering as, the data ``bundle`` (a
     ModelBundle, or a run or checkpoint directory) was trained on."""
-    from aim.train.bundle import read_bundle_metadata
+    from aim.runtime.bundle import read_bundle_metadata
 
     if isinstance(bundle, (str, Path)):
         meta = read_bundle_metadata(bundle)

@@ -1,4 +1,4 @@
-"""``AIMPolicy``: a trained AIM model acting in closed loop, one chunk at a time (spec §7).
+"""``AIMPolicy``: a trained AIM model acting in closed loop, one chunk at a time (docs/method.md §7).
 
 Per episode: :meth:`AIMPolicy.reset` observes the first frame; then :meth:`AIMPolicy.predict`
 denoises the next chunk (future video, value maps, actions) and returns its actions in the
@@ -7,7 +7,7 @@ every ``frame_stride`` steps) and the actions actually executed back to the KV-c
 :class:`~aim.model.sampler.Rollout`, which replaces the imagined chunk with them.
 
 Frames are encoded exactly as training encodes clips (views packed into the canvas, then
-``aim.train.batches``' encoding, the contract both sides share). Actions leave de-normalised (``action_std``,
+``aim.runtime.preprocessing``' encoding, the contract both sides share). Actions leave de-normalised (``action_std``,
 ``action_mean``) and executed actions return normalised, since the model reads and writes
 z-scored actions. Noise comes from a generator seeded by (policy seed, episode seed), so an
 episode's actions depend on its seed only, not on which worker runs it or in what order.
@@ -28,7 +28,7 @@ import torch
 
 from aim.eval.observation import Observation, canvas_frames
 from aim.model.sampler import Rollout, SamplerConfig
-from aim.train.batches import (
+from aim.runtime.preprocessing import (
     decode_latents,
     denormalize_actions,
     encode_canvases,
@@ -53,7 +53,7 @@ class Chunk:
 
 
 class AIMPolicy:
-    """A :class:`~aim.train.bundle.ModelBundle` driving one episode at a time."""
+    """A :class:`~aim.runtime.bundle.ModelBundle` driving one episode at a time."""
 
     def __init__(self, bundle, sampler_config: SamplerConfig = SamplerConfig(), seed: int = 0,
                  use_cache: bool = True) -> None:
@@ -65,7 +65,7 @@ class AIMPolicy:
                 f"{bundle.frame_stride} steps and the tokenizer packs {tokenizer.temporal_compression} per latent "
                 "frame; the bundle's structure, frame_stride and tokenizer disagree")
         # A chunk's actions span frames_per_chunk * temporal_compression observed frames (see
-        # aim.train.batches for the frame bookkeeping); the first observation, (O - 1) k + 1.
+        # aim.runtime.preprocessing for the frame bookkeeping); the first observation, (O - 1) k + 1.
         self.frames_per_chunk = structure.frames_per_chunk * tokenizer.temporal_compression
         if tokenizer.latent_frames(self.frames_per_chunk) != structure.frames_per_chunk:
             raise ValueError(f"AIMPolicy: the tokenizer makes {tokenizer.latent_frames(self.frames_per_chunk)} latent "
@@ -143,7 +143,7 @@ class AIMPolicy:
 
     def decode_heat(self, value: Tensor) -> np.ndarray:
         """(F, Hc, Wc) heat in [0, 1] of (1, C, f, h, w) value latents: decoded like frames, channels
-        averaged (value maps are encoded as one heat replicated to 3 channels, spec §4)."""
+        averaged (value maps are encoded as one heat replicated to 3 channels, docs/method.md §4)."""
         return decode_latents(self.bundle.tokenizer, value.float())[0].mean(1).cpu().numpy()
 
     def _require_episode(self) -> Rollout:

@@ -2,7 +2,7 @@
 
 RoboTwin's ``script/eval_policy.py`` (branch ``stable_2.0``) imports ``policy/<Name>/`` and calls
 ``get_model(usr_args)`` once, ``reset_model(model)`` before each episode, and
-``eval(TASK_ENV, model, observation)`` until the step limit or success (``shared/spec/ECOSYSTEM.md``).
+``eval(TASK_ENV, model, observation)`` until the step limit or success.
 :func:`write_policy_folder` writes that folder (``__init__.py``, ``deploy_policy.py``,
 ``deploy_policy.yml``, ``eval.sh``); its ``deploy_policy.py`` re-exports the functions below.
 
@@ -40,6 +40,7 @@ import torch
 
 from aim.data import ee_poses
 from aim.data.robotwin import ARMS, DEFAULT_CAMERAS, FIRST_POSE
+from aim.errors import NotFoundError, UsageError
 from aim.eval.observation import Observation
 from aim.eval.policy import AIMPolicy
 from aim.model.sampler import SamplerConfig
@@ -80,12 +81,12 @@ class RoboTwinPolicy:
         width = bundle.model.config.action_channels
         self.action_type = bundle.action_space.get("kind") or ACTION_TYPES.get(width)
         if self.action_type not in ("qpos", "ee") or (self.action_type == "ee" and width != 16):
-            raise ValueError(f"RoboTwinPolicy: the model's actions are {width}-d "
+            raise UsageError(f"RoboTwinPolicy: the model's actions are {width}-d "
                              f"{self.action_type or 'unnamed'}; RoboTwin takes 16-d ee or qpos (14-d on aloha-agilex)")
         self.relative = bundle.action_space.get("frame") == FIRST_POSE
         missing = set(bundle.cameras) - set(cameras.values())
         if missing:
-            raise ValueError(f"RoboTwinPolicy: the model was trained on cameras {sorted(missing)} that no RoboTwin "
+            raise UsageError(f"RoboTwinPolicy: the model was trained on cameras {sorted(missing)} that no RoboTwin "
                              f"camera maps to (mapping: {cameras})")
         self.task = _conditioning_task(bundle.text_encoder, task)
         self.policy = AIMPolicy(bundle, sampler_config, seed)
@@ -158,10 +159,10 @@ def _conditioning_task(text_encoder, task: str | None) -> str | None:
         return None
     known = sorted(text_encoder.tasks)
     if text_encoder.keyed_by == "instruction":
-        raise ValueError(f"AIM: this model's task embedding is keyed by instruction texts ({known}), so it cannot "
+        raise UsageError(f"AIM: this model's task embedding is keyed by instruction texts ({known}), so it cannot "
                          "follow RoboTwin's instructions; retrain it with this version of aim (it keys tasks by name)")
     if task not in text_encoder.tasks:
-        raise ValueError(f"AIM: the model was trained on tasks {known}, not {task!r}; evaluate it on one of those "
+        raise UsageError(f"AIM: the model was trained on tasks {known}, not {task!r}; evaluate it on one of those "
                          "(eval.sh <task_name> ...) or train it on this task")
     return task
 
@@ -179,10 +180,10 @@ def _qpos_grippers(names: list[str] | None, width: int) -> tuple[int, ...]:
 def get_model(usr_args: dict) -> RoboTwinPolicy:
     """``usr_args``: the policy folder's deploy_policy.yml with RoboTwin's overrides; ours are
     ``run_dir`` (required), ``device``, ``video_steps``, ``action_steps``, ``guidance_scale``, ``seed``."""
-    from aim.train.bundle import load_bundle
+    from aim.runtime.bundle import load_bundle
 
     if not usr_args.get("run_dir"):
-        raise ValueError("AIM deploy_policy.yml: set run_dir to the aim run (or checkpoint) directory")
+        raise UsageError("AIM deploy_policy.yml: set run_dir to the aim run (or checkpoint) directory")
     device = usr_args.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
     defaults = SamplerConfig()
     sampler = SamplerConfig(
@@ -195,7 +196,7 @@ def get_model(usr_args: dict) -> RoboTwinPolicy:
     arms = (usr_args.get("left_arm_dim"), usr_args.get("right_arm_dim"))
     width = bundle.model.config.action_channels
     if model.action_type == "qpos" and None not in arms and sum(arms) + 2 != width:
-        raise ValueError(f"AIM: the model acts with {width}-d qpos, the robot's arms have {arms} joints")
+        raise UsageError(f"AIM: the model acts with {width}-d qpos, the robot's arms have {arms} joints")
     return model
 
 
@@ -241,7 +242,7 @@ def write_policy_folder(robotwin_root: str | Path, run_dir: str | Path, name: st
 
     root = Path(robotwin_root)
     if not (root / "policy").is_dir():
-        raise FileNotFoundError(f"{root} has no policy/ folder: give the root of a RoboTwin checkout (stable_2.0)")
+        raise NotFoundError(f"{root} has no policy/ folder: give the root of a RoboTwin checkout (stable_2.0)")
     folder = root / "policy" / name
     folder.mkdir(exist_ok=True)
     settings = {

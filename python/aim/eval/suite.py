@@ -11,6 +11,7 @@ from typing import Protocol
 
 import numpy as np
 
+from aim.eval.observation import Observation
 from aim.sim.environment import Environment
 
 
@@ -22,6 +23,9 @@ class Suite(Protocol):
     def make(self, task: str, cameras: Sequence[str], image_size: tuple[int, int]) -> Environment:
         """An environment for ``task`` rendering ``cameras`` at ``image_size`` (H, W)."""
 
+    def check_task(self, task: str) -> None:
+        """Refuses, with an :class:`aim.errors.UsageError` naming it, a task the suite does not have."""
+
     def instruction(self, task: str) -> str:
         """The instruction the model was trained with for ``task``."""
 
@@ -32,3 +36,8 @@ class Suite(Protocol):
     def ee_targets(self, env: Environment, actions: np.ndarray) -> np.ndarray:
         """(N, 3) world positions the end effector is commanded to by ``actions`` (N, A) from its
         current pose, one per action."""
+
+    def view(self, env: Environment, height: int, width: int) -> Observation:
+        """The current state of ``env`` rendered for people from the same cameras at ``height`` x
+        ``width`` (rollout videos), with the calibration of that size; not the model's input,
+        and rendering it leaves the episode unchanged."""

@@ -2,7 +2,8 @@
 
 Map (one job per module):
 
-* ``config``          — :class:`AIMConfig`, presets, parameter counts on the meta device
+* ``config``          — :class:`AIMConfig`, presets
+* ``parameter_counts`` — parameters per stream, counted on the meta device
 * ``groups``, ``clip`` — the input: token groups (O, A, X, M, Ah) and the teacher-forcing clip
 * ``embeddings``, ``rope``, ``block``, ``heads`` — the pieces of :class:`AIMTransformer`
 * ``transformer``     — the model: streams, branches, one shared masked attention
@@ -14,10 +15,11 @@ Map (one job per module):
 """
 
 from aim.model.clip import ClipStructure
-from aim.model.config import PRESETS, AIMConfig, count_parameters, preset
+from aim.model.config import PRESETS, AIMConfig, preset
 from aim.model.flow_matching import FlowMatchingConfig, training_loss
 from aim.model.groups import StreamGroup
 from aim.model.kv_cache import KVCache
+from aim.model.parameter_counts import count_parameters
 from aim.model.sampler import Rollout, SamplerConfig
 from aim.model.transformer import AIMTransformer
 from aim.model.wan_checkpoint import from_wan_pretrained

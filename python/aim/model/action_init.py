@@ -1,4 +1,4 @@
-"""Initialising the narrower action branch from the video branch's weights (spec §3 [decision]).
+"""Initialising the narrower action branch from the video branch's weights (docs/method.md §3 [decision]).
 
 LingBot-VA's public code shares one backbone between video and actions, so there is no slicing
 rule to follow; ours is *block averaging*. Read a d_a-wide action feature as the average of

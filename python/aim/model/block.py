@@ -1,4 +1,4 @@
-"""The mixture-of-transformers block (spec §3).
+"""The mixture-of-transformers block (docs/method.md §3).
 
 Every branch (video, action, and value when it has its own weights) keeps its own norms, AdaLN
 modulation table, Q/K/V/O projections and FFN; the branches meet only in ONE self-attention over
@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from aim.model.rope import apply_rotary
+from aim.ops.dense_attention import dense_attention
 
 Tensor = torch.Tensor
 # attend(q, k, v) with q, k, v (B, N, heads, head_dim) of the current tokens -> (B, N, heads, head_dim)
@@ -53,9 +54,9 @@ class AttentionProjections(nn.Module):
         return q, k, v
 
     def cross_attention(self, x: Tensor, context: Tensor) -> Tensor:
-        """Unmasked attention of x to ``context`` (the text tokens)."""
+        """Unmasked attention of x to ``context`` (the text tokens), by the backend aim.ops picks."""
         q, k, v = self.qkv(x, context)
-        out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
+        out = dense_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
         return self.to_out(out.transpose(1, 2).flatten(2).type_as(x))
 
 

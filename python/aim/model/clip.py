@@ -1,4 +1,4 @@
-"""The teacher-forcing clip: which frames and actions form each chunk's groups (spec §5).
+"""The teacher-forcing clip: which frames and actions form each chunk's groups (docs/method.md §5).
 
 A clip holds ``observation_frames`` latent frames observed before the first chunk, then
 ``num_chunks`` chunks of ``frames_per_chunk`` future latent frames, each with

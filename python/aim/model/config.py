@@ -1,10 +1,10 @@
-"""Model configurations: one dataclass, named presets, and parameter counts on the meta device.
+"""Model configurations: one dataclass and named presets.
 
 The video branch follows Wan2.2's transformer exactly (so its weights load unchanged); the action
-branch has the same depth and a narrower width (spec §3); value tokens run through the video branch
+branch has the same depth and a narrower width (docs/method.md §3); value tokens run through the video branch
 unless ``value_own_weights`` gives them their own.
 
-Parameters of the presets (``count_parameters``, meta device; "value" counts the value stream's
+Parameters of the presets (``aim.model.parameter_counts``, meta device; "value" counts the value stream's
 own patch embedding, token, time embedding and head, plus its branch when it has one):
 
 | preset | total | video branch | value stream | action stream | total, value_own_weights |
@@ -20,15 +20,13 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-import torch
-
 
 @dataclass(frozen=True)
 class AIMConfig:
     """Widths, depths and channel counts of :class:`~aim.model.transformer.AIMTransformer`.
 
     ``dim`` is the video branch width and also the shared attention width (``num_heads`` heads of
-    ``dim // num_heads``); every stream projects its Q/K/V to it (spec §3).
+    ``dim // num_heads``); every stream projects its Q/K/V to it (docs/method.md §3).
     """
 
     num_layers: int = 30
@@ -45,7 +43,7 @@ class AIMConfig:
     value_own_weights: bool = False
     # False: no value stream at all (the ablation that measures what the value map buys).
     value_stream: bool = True
-    # A key of aim.ops.token_groups.RULES: spec §5's table, or an ablation of it.
+    # A key of aim.ops.token_groups.RULES: docs/method.md §5's table, or an ablation of it.
     attention_rule: str = "intent_causal"
     cross_attn_norm: bool = True
     eps: float = 1e-6
@@ -110,25 +108,3 @@ def preset(name: str, **changes) -> AIMConfig:
     if name not in PRESETS:
         raise KeyError(f"unknown AIM preset {name!r}; known: {sorted(PRESETS)}")
     return PRESETS[name].replace(**changes) if changes else PRESETS[name]
-
-
-def count_parameters(config: AIMConfig) -> dict[str, int]:
-    """Parameters of a model built from ``config``, per branch and in total, counted on the meta
-    device (no memory is allocated, so the 5B preset counts in milliseconds)."""
-    from aim.model.transformer import AIMTransformer
-
-    with torch.device("meta"):
-        model = AIMTransformer(config)
-    counts = {"total": 0}
-    for name, p in model.named_parameters():
-        counts["total"] += p.numel()
-        stream = _stream_of_parameter(name)
-        counts[stream] = counts.get(stream, 0) + p.numel()
-    return counts
-
-
-def _stream_of_parameter(name: str) -> str:
-    for stream in ("action", "value"):
-        if f".{stream}." in f".{name}" or name.startswith(f"{stream}_"):
-            return stream
-    return "video"

@@ -69,7 +69,7 @@ class PatchEmbedding(nn.Module):
 
 
 class ActionEmbedding(nn.Module):
-    """One token per action step (spec §2): a two-layer MLP over the action vector."""
+    """One token per action step (docs/method.md §2): a two-layer MLP over the action vector."""
 
     def __init__(self, action_channels: int, dim: int):
         super().__init__()

@@ -1,11 +1,11 @@
-"""Stage-I training objective: rectified flow on video, value maps and actions (spec §6).
+"""Stage-I training objective: rectified flow on video, value maps and actions (docs/method.md §6).
 
 x_sigma = (1 - sigma) x0 + sigma eps, the model predicts the velocity eps - x0. Noise levels are
 drawn per latent frame: video and value share theirs (shift 5), actions draw their own (shift 1),
 repeated over the frame's action steps. The model sees timesteps sigma * 1000 (Wan's units).
 
 **[decision]** ``clean_intent_prob``: at inference the actions are denoised attending to the
-chunk's *denoised* value map (timestep 0, spec §7), but with shift 5 training shows them a value
+chunk's *denoised* value map (timestep 0, docs/method.md §7), but with shift 5 training shows them a value
 map that is clean in only ~2% of clips (sigma < 0.1), so the action stream learns to read value
 tokens under heavy noise and meets clean ones only at inference. With this probability a clip's
 future video and value enter clean (sigma 0) instead; such clips train the action stream only
@@ -27,13 +27,13 @@ TIMESTEP_SCALE = 1000.0  # Wan's timestep units
 
 @dataclass(frozen=True)
 class FlowMatchingConfig:
-    video_shift: float = 5.0  # spec §6 reference value (video and value)
-    action_shift: float = 1.0  # spec §6 reference value
-    history_noise_prob: float = 0.5  # spec §6: probability that a sample's clean history is noised
-    history_sigma_range: tuple[float, float] = (0.5, 1.0)  # spec §6, as written there
-    text_dropout: float = 0.1  # spec §6, for classifier-free guidance
+    video_shift: float = 5.0  # docs/method.md §6 reference value (video and value)
+    action_shift: float = 1.0  # docs/method.md §6 reference value
+    history_noise_prob: float = 0.5  # docs/method.md §6: probability that a sample's clean history is noised
+    history_sigma_range: tuple[float, float] = (0.5, 1.0)  # docs/method.md §6, as written there
+    text_dropout: float = 0.1  # docs/method.md §6, for classifier-free guidance
     clean_intent_prob: float = 0.0  # [decision] see the module docstring; 0 is the paper's training
-    value_weight: float = 1.0  # lambda_m, spec §6 [decision] default 1
+    value_weight: float = 1.0  # lambda_m, docs/method.md §6 [decision] default 1
     action_weight: float = 1.0  # lambda_a
     # "uniform", or "bell": w(sigma) proportional to exp(-2 (sigma - 1/2)^2), mean 1 over
     # sigma in [0, 1] (the bell-shaped weighting used to fine-tune Wan-style flow models).
@@ -55,12 +55,6 @@ class FlowMatchingConfig:
 def shift_sigma(sigma: Tensor, shift: float) -> Tensor:
     """The shifted schedule shift s / (1 + (shift - 1) s): shift > 1 spends more steps at high noise."""
     return shift * sigma / (1 + (shift - 1) * sigma)
-
-
-def sample_sigmas(shape: tuple[int, ...], shift: float, generator: torch.Generator | None = None,
-                  device=None) -> Tensor:
-    """Training noise levels: uniform in (0, 1), then shifted."""
-    return shift_sigma(torch.rand(shape, generator=generator, device=device), shift)
 
 
 def add_noise(x0: Tensor, sigma: Tensor, noise: Tensor) -> Tensor:

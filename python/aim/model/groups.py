@@ -1,6 +1,6 @@
 """The model's input: a sequence of token groups, each carrying its data and noise level.
 
-A group is one run of tokens of one kind and chunk (spec §5: O, A, X, M, Ah). Video-like groups
+A group is one run of tokens of one kind and chunk (docs/method.md §5: O, A, X, M, Ah). Video-like groups
 (observation, future video, future value) carry latents (B, C, F, H, W) and one timestep per
 latent frame; action groups carry (B, N, action_channels) and one timestep per action step.
 Timesteps are in Wan's units, sigma * 1000 (0 = clean).

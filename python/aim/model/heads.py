@@ -1,5 +1,5 @@
 """Per-stream output heads: AdaLN-modulated projection of the final hidden states to flow
-velocities (video latents, value latents, actions), one head per stream (spec §3)."""
+velocities (video latents, value latents, actions), one head per stream (docs/method.md §3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Keys and values of already-computed tokens, per layer, for chunk-wise rollout (spec §7).
+"""Keys and values of already-computed tokens, per layer, for chunk-wise rollout (docs/method.md §7).
 
 Clean history (O, A) never attends to noisy tokens, so its keys and values do not change while a
 chunk is denoised: they are computed once, appended here, and reused by every denoising step.

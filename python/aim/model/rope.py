@@ -3,7 +3,7 @@
 Each head's dimensions are split into a time band and two equal spatial bands (Wan's split:
 ``2 * (head_dim // 6)`` for height and width, the rest for time) and rotated in interleaved pairs.
 Video and value tokens sit on their latent patch grid (a value token shares its frame's positions,
-spec §2); action tokens carry only a 1-D time position, in latent-frame units, and leave the
+docs/method.md §2); action tokens carry only a 1-D time position, in latent-frame units, and leave the
 spatial bands unrotated (position 0). Angles are computed from float positions, so fractional
 action times need no table.
 """

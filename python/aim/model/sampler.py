@@ -1,4 +1,4 @@
-"""Inference: Euler sampling with classifier-free guidance and chunk-wise rollout (spec §7).
+"""Inference: Euler sampling with classifier-free guidance and chunk-wise rollout (docs/method.md §7).
 
 Per chunk c, X_c and M_c are denoised together (``video_steps`` Euler steps, CFG on text), then
 Ah_c is denoised (``action_steps`` steps, no CFG) attending to the current observation, past
@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
+from aim.errors import UsageError
 from aim.model.clip import (
     ClipStructure,
     executed_action_group,
@@ -33,15 +34,15 @@ Tensor = torch.Tensor
 
 @dataclass(frozen=True)
 class SamplerConfig:
-    video_steps: int = 25  # spec §7 reference
-    guidance_scale: float = 5.0  # spec §7 reference (video and value only)
-    action_steps: int = 50  # spec §7 reference
+    video_steps: int = 25  # docs/method.md §7 reference
+    guidance_scale: float = 5.0  # docs/method.md §7 reference (video and value only)
+    action_steps: int = 50  # docs/method.md §7 reference
     video_shift: float = 5.0
     action_shift: float = 1.0
 
     def __post_init__(self) -> None:
         if self.video_steps < 1 or self.action_steps < 1:
-            raise ValueError(f"SamplerConfig: step counts must be >= 1, got {self.video_steps}, {self.action_steps}")
+            raise UsageError(f"SamplerConfig: step counts must be >= 1, got {self.video_steps}, {self.action_steps}")
 
 
 def sigma_schedule(steps: int, shift: float) -> Tensor:
@@ -144,7 +145,7 @@ class Rollout:
         """The current chunk's video and value latents, denoised together (Euler, CFG on text).
 
         Value denoising starts from Gaussian noise like video's. The paper's "at the start of
-        denoising the value input is a black image" (spec §4) describes the value slot of the
+        denoising the value input is a black image" (docs/method.md §4) describes the value slot of the
         conditioning frame in its single-sequence layout; here value tokens exist for future
         frames only (M_c), so that slot has no counterpart, and a flow sampler must start at
         sigma = 1 from noise to stay on its training distribution."""

@@ -1,6 +1,6 @@
 """The AIM transformer: three streams, two (or three) weight branches, one shared masked attention.
 
-Read top to bottom: embeddings turn each group (spec §5's O, A, X, M, Ah) into tokens of its
+Read top to bottom: embeddings turn each group (docs/method.md §5's O, A, X, M, Ah) into tokens of its
 branch; per-token timesteps give each stream's AdaLN modulation; the MoT blocks run the branches
 around one self-attention over the whole sequence (intent-causal layout through
 ``aim.ops.attention``, or a KV cache during rollout); each noisy group is read out by its
@@ -19,12 +19,24 @@ from torch.utils.checkpoint import checkpoint
 
 from aim.model.block import BranchLayer, MoTBlock
 from aim.model.config import AIMConfig
-from aim.model.embeddings import ActionEmbedding, PatchEmbedding, TextProjection, TimeEmbedding
+from aim.model.embeddings import (
+    ActionEmbedding,
+    PatchEmbedding,
+    TextProjection,
+    TimeEmbedding,
+)
 from aim.model.groups import StreamGroup
 from aim.model.heads import OutputHead, unpatchify
 from aim.model.kv_cache import CachedAttention, KVCache
 from aim.model.rope import RotaryEmbedding, grid_positions, time_positions
-from aim.ops import AttentionLayout, GroupRule, TokenGroup, TokenSequence, attention, rule_by_name
+from aim.ops import (
+    AttentionLayout,
+    GroupRule,
+    TokenGroup,
+    TokenSequence,
+    attention,
+    rule_by_name,
+)
 
 Tensor = torch.Tensor
 AttentionFn = Callable[[Tensor, Tensor, Tensor, AttentionLayout], Tensor]

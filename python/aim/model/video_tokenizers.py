@@ -1,6 +1,6 @@
 """Video tokenizers: frames <-> latents, behind one interface.
 
-Both RGB frames and value maps go through the same tokenizer (spec §2), so value latents sit on
+Both RGB frames and value maps go through the same tokenizer (docs/method.md §2), so value latents sit on
 the video latent grid. :class:`PixelPatchTokenizer` is an exact space-to-depth reshaping for tiny
 CPU configs; :class:`WanVAETokenizer` is Wan2.2's VAE (diffusers ``AutoencoderKLWan``, 4x temporal,
 16x16 spatial, 48 channels), loaded from a local folder.

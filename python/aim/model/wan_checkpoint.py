@@ -17,6 +17,7 @@ from typing import Iterator
 
 import torch
 
+from aim.errors import NotFoundError
 from aim.model.action_init import init_action_branch_from_video
 from aim.model.config import AIMConfig
 
@@ -57,7 +58,7 @@ def wan_key_to_aim(key: str) -> str:
 def read_wan_config(path: str | Path) -> dict:
     config_file = Path(path) / CONFIG_NAME
     if not config_file.is_file():
-        raise FileNotFoundError(f"no {CONFIG_NAME} in {path}: expected a diffusers-format Wan transformer folder")
+        raise NotFoundError(f"no {CONFIG_NAME} in {path}: expected a diffusers-format Wan transformer folder")
     return json.loads(config_file.read_text())
 
 
@@ -98,7 +99,7 @@ def wan_shards(path: str | Path) -> Iterator[dict[str, torch.Tensor]]:
     elif (path / WEIGHTS_NAME).is_file():
         shards = [WEIGHTS_NAME]
     else:
-        raise FileNotFoundError(f"no {WEIGHTS_NAME} or {INDEX_NAME} in {path}")
+        raise NotFoundError(f"no {WEIGHTS_NAME} or {INDEX_NAME} in {path}")
     for shard in shards:
         yield load_file(str(path / shard))
 

@@ -1,29 +1,41 @@
 """The block map of an attention mask: which key blocks each query block visits, and how.
 
-This is the form the native kernels walk (see ``csrc/include/aim/attention_layout.h`` for the
-exact contract): the N tokens are cut into blocks of :data:`BLOCK` tokens; for every pair of
+This is the form the native kernels walk (:mod:`aim.ops.block_map` states the format and checks
+it; ``csrc/include/aim/attention_layout.h`` is the C++ side): the N tokens are cut into blocks of
+:data:`BLOCK` tokens; for every pair of
 query and key blocks the mask is *full* (every pair visible: no mask is evaluated), *partial*
 (a 128 x 128 bit mask is stored) or *empty* (the pair is skipped). The same pairs are also listed
 by key block (transposed) for the backward pass.
 
 A layout is built from a dense boolean mask, from any vectorised token rule, or from a
 :class:`~aim.ops.token_groups.TokenSequence` and a rule such as the intent-causal table. It is
-built once per sequence structure and reused across steps; ``to(device)`` copies are cached.
+built once per sequence structure and reused across steps; ``to(device)`` copies, the dense mask
+and whatever a backend derives from the layout (:meth:`AttentionLayout.cached`) are kept with it.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Hashable, TypeVar
 
 import numpy as np
 import torch
 
+from aim.errors import UsageError
+from aim.ops.block_map import (
+    BLOCK,
+    MASK_WORDS_PER_ROW,
+    check_block_map,
+    check_block_map_values,
+    known_valid,
+    pack_bits,
+    remember_valid,
+    unpack_bits,
+)
 from aim.ops.token_groups import INTENT_CAUSAL, TokenRule, TokenSequence
 
-BLOCK = 128  # must equal aim::kLayoutBlock
-_MASK_WORDS_PER_ROW = BLOCK // 32
+T = TypeVar("T")
 
 # Rows of the mask evaluated together while compiling (one query block at a time).
 RowRule = Callable[[torch.Tensor], torch.Tensor]
@@ -37,6 +49,8 @@ class AttentionLayout:
     blocks (ascending) and each one's partial-mask index (-1 when fully visible);
     ``k_ptr``/``k_idx``/``k_partial`` the same pairs listed by key block; ``masks`` the bit masks
     of partial blocks, (num_partial, BLOCK, BLOCK // 32) int32 holding uint32 bit patterns.
+    Built by the class methods, a layout is valid by construction; one made from tensors of your
+    own is checked (:mod:`aim.ops.block_map`) when an op or :meth:`to` first uses it.
     """
 
     num_tokens: int
@@ -47,7 +61,7 @@ class AttentionLayout:
     k_idx: torch.Tensor
     k_partial: torch.Tensor
     masks: torch.Tensor
-    _device_copies: dict = field(default_factory=dict, repr=False, compare=False)
+    _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -55,9 +69,9 @@ class AttentionLayout:
         """From a dense (tokens, tokens) boolean mask: mask[i, j] says query i sees key j."""
         if not isinstance(mask, torch.Tensor) or mask.dim() != 2 or mask.shape[0] != mask.shape[1]:
             shape = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
-            raise ValueError(f"AttentionLayout.from_mask: mask must be a square 2-D tensor, got {shape}")
+            raise UsageError(f"AttentionLayout.from_mask: mask must be a square 2-D tensor, got {shape}")
         if mask.dtype != torch.bool:
-            raise ValueError(f"AttentionLayout.from_mask: mask must be bool, got {mask.dtype}")
+            raise UsageError(f"AttentionLayout.from_mask: mask must be bool, got {mask.dtype}")
         dense = mask.detach().to("cpu")
         return cls._compile(lambda rows: dense[rows], dense.shape[0])
 
@@ -68,14 +82,14 @@ class AttentionLayout:
 
     @classmethod
     def from_tokens(cls, tokens: TokenSequence, rule: TokenRule = INTENT_CAUSAL, first_query: int = 0) -> "AttentionLayout":
-        """From a token sequence and a token rule (default: the intent-causal table, spec §5).
+        """From a token sequence and a token rule (default: the intent-causal table, docs/method.md §5).
 
         With ``first_query`` > 0 only tokens from that index on are queries (the rows before it
         are empty, so the kernels skip them): the layout of a KV-cached pass, whose keys are the
         cached tokens followed by the new ones and whose queries are the new ones.
         """
         if not 0 <= first_query < len(tokens):
-            raise ValueError(f"AttentionLayout.from_tokens: first_query {first_query} outside 0..{len(tokens) - 1}")
+            raise UsageError(f"AttentionLayout.from_tokens: first_query {first_query} outside 0..{len(tokens) - 1}")
         if getattr(rule, "group_level", False):
             groups = rule(tokens.group_meta, tokens.group_meta)
             group_of = tokens.group_of_token
@@ -90,7 +104,7 @@ class AttentionLayout:
     @classmethod
     def _compile(cls, rule: RowRule, num_tokens: int) -> "AttentionLayout":
         if num_tokens < 1:
-            raise ValueError(f"AttentionLayout: num_tokens must be >= 1, got {num_tokens}")
+            raise UsageError(f"AttentionLayout: num_tokens must be >= 1, got {num_tokens}")
         nb = math.ceil(num_tokens / BLOCK)
         padded = nb * BLOCK
         row_lists, partial_masks = [], []
@@ -100,7 +114,7 @@ class AttentionLayout:
             rows = torch.arange(qb * BLOCK, min((qb + 1) * BLOCK, num_tokens))
             visible = rule(rows)
             if visible.shape != (rows.numel(), num_tokens) or visible.dtype != torch.bool:
-                raise ValueError(
+                raise UsageError(
                     f"AttentionLayout: rule returned {tuple(visible.shape)} {visible.dtype} for "
                     f"{rows.numel()} query rows; expected ({rows.numel()}, {num_tokens}) bool"
                 )
@@ -116,7 +130,7 @@ class AttentionLayout:
             partial_index[partial] = torch.arange(num_partial, num_partial + count)
             num_partial += count
             if count:
-                partial_masks.append(_pack_bits(blocks[kbs[partial]]))
+                partial_masks.append(pack_bits(blocks[kbs[partial]]))
             q_entries.append((kbs.numpy().astype(np.int32), partial_index.numpy().astype(np.int32)))
             row_lists.append(kbs.numel())
         q_ptr = np.zeros(nb + 1, dtype=np.int64)
@@ -130,10 +144,10 @@ class AttentionLayout:
         masks = (
             np.concatenate(partial_masks)
             if partial_masks
-            else np.zeros((0, BLOCK, _MASK_WORDS_PER_ROW), dtype=np.int32)
+            else np.zeros((0, BLOCK, MASK_WORDS_PER_ROW), dtype=np.int32)
         )
         as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.int32))  # noqa: E731
-        return cls(
+        layout = cls(
             num_tokens=num_tokens,
             q_ptr=as_tensor(q_ptr),
             q_idx=as_tensor(q_idx),
@@ -143,6 +157,8 @@ class AttentionLayout:
             k_partial=as_tensor(q_partial[order]),
             masks=torch.from_numpy(masks),
         )
+        remember_valid(layout.tensors(), num_tokens)
+        return layout
 
     # ------------------------------------------------------------------ properties
     @property
@@ -171,15 +187,34 @@ class AttentionLayout:
         return (self.q_ptr, self.q_idx, self.q_partial, self.k_ptr, self.k_idx, self.k_partial, self.masks)
 
     def to(self, device: torch.device | str) -> "AttentionLayout":
-        """A copy on ``device`` (cached: repeated calls return the same object)."""
+        """A copy on ``device`` (cached: repeated calls return the same object). The copy of a
+        checked layout is known valid there, so the ops need not read a CUDA copy back."""
         device = torch.device(device)
         if device == self.device:
             return self
-        key = str(device)
-        if key not in self._device_copies:
-            moved = [t.to(device) for t in self.tensors()]
-            self._device_copies[key] = AttentionLayout(self.num_tokens, *moved)
-        return self._device_copies[key]
+        return self.cached(str(device), lambda: self._moved(device))
+
+    def _moved(self, device: torch.device) -> "AttentionLayout":
+        tensors = self.tensors()
+        if not known_valid(tensors, self.num_tokens):
+            check_block_map("AttentionLayout.to", tensors, self.num_tokens, self.device)
+            check_block_map_values("AttentionLayout.to", tensors, self.num_tokens)
+        moved = AttentionLayout(self.num_tokens, *(t.to(device) for t in tensors))
+        remember_valid(moved.tensors(), self.num_tokens)
+        return moved
+
+    def cached(self, key: Hashable, build: Callable[[], T]) -> T:
+        """``build()`` the first time ``key`` is asked of this layout, the same object afterwards:
+        what a backend derives from a layout (block lists, masks, biases) lives as long as it does."""
+        if key not in self._cache:
+            self._cache[key] = build()
+        return self._cache[key]
+
+    def dense_mask(self, device: torch.device | str | None = None) -> torch.Tensor:
+        """The (tokens, tokens) boolean mask on ``device`` (default: the layout's), built once per
+        device (under torch.compile: while tracing, a constant of the graph); :meth:`to_dense`
+        decodes it afresh."""
+        return _dense_mask_on(self, str(self.device if device is None else torch.device(device)))
 
     def __repr__(self) -> str:
         return (
@@ -194,7 +229,7 @@ class AttentionLayout:
         q_ptr = self.q_ptr.cpu().numpy()
         q_idx = self.q_idx.cpu().numpy()
         q_partial = self.q_partial.cpu().numpy()
-        bits = _unpack_bits(self.masks.cpu().numpy())
+        bits = unpack_bits(self.masks.cpu().numpy())
         dense = np.zeros((nb * BLOCK, nb * BLOCK), dtype=bool)
         for qb in range(nb):
             for e in range(q_ptr[qb], q_ptr[qb + 1]):
@@ -213,12 +248,6 @@ class AttentionLayout:
         return kinds
 
 
-def _pack_bits(blocks: torch.Tensor) -> np.ndarray:
-    """(P, BLOCK, BLOCK) bool -> (P, BLOCK, BLOCK/32) int32, bit c of word w = column 32*w + c."""
-    packed = np.packbits(blocks.numpy(), axis=-1, bitorder="little")  # (P, BLOCK, BLOCK/8) uint8
-    return packed.view("<u4").astype(np.uint32).view(np.int32)
-
-
-def _unpack_bits(masks: np.ndarray) -> np.ndarray:
-    as_bytes = np.ascontiguousarray(masks).view(np.uint32).astype("<u4").view(np.uint8)
-    return np.unpackbits(as_bytes, axis=-1, bitorder="little").astype(bool)
+@torch.compiler.assume_constant_result
+def _dense_mask_on(layout: AttentionLayout, device: str) -> torch.Tensor:
+    return layout.cached(("dense", device), lambda: layout.to_dense().to(device))

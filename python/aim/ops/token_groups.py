@@ -1,4 +1,4 @@
-"""Token groups of an AIM sequence and the visibility rules between them (spec §5).
+"""Token groups of an AIM sequence and the visibility rules between them (docs/method.md §5).
 
 A training or inference sequence is a concatenation of *groups*: runs of tokens that share one
 kind (clean observation, clean executed action, noisy future video / value / action), one chunk
@@ -96,7 +96,7 @@ TEACHER_FORCING = GroupRule(
 )
 
 
-# The ablation of spec §5's one restriction (the paper reports none): future actions may also read
+# The ablation of docs/method.md §5's one restriction (the paper reports none): future actions may also read
 # their chunk's future video, so future information reaches them both directly and through M_c.
 ACTIONS_SEE_VIDEO = GroupRule(
     "actions_see_video",

@@ -1,10 +1,10 @@
-"""``aim.ops.value_maps``: spatial value maps (spec §4, §6) rendered from 3-D points and sampled at them.
+"""``aim.ops.value_maps``: spatial value maps (docs/method.md §4, §6) rendered from 3-D points and sampled at them.
 
 * :func:`render_value_maps` turns annotated 3-D contact points into heat maps, one per camera
-  view and frame (the value-map labels of spec §4); differentiable with respect to the points,
+  view and frame (the value-map labels of docs/method.md §4); differentiable with respect to the points,
   so a loss on the maps can move them.
 * :func:`sample_value_maps` projects 3-D points (e.g. predicted end-effector targets) into every
-  view and reads the value maps there, bilinearly: the dense reward M_t(Pi(p_t)) of spec §6, and
+  view and reads the value maps there, bilinearly: the dense reward M_t(Pi(p_t)) of docs/method.md §6, and
   a training signal, since it is differentiable with respect to the maps and the points.
 
 Both run native kernels (C++/OpenMP on CPU, CUDA on GPU) through ``torch.library`` custom ops
@@ -13,8 +13,10 @@ Both run native kernels (C++/OpenMP on CPU, CUDA on GPU) through ``torch.library
 ``aim.ops.value_maps_reference`` holds the plain PyTorch twins. Eager sampling calls the same
 op bodies through a plain ``autograd.Function`` (or directly when no gradient is needed): the
 dispatcher round trip costs more than the kernel for the few-point reward calls; torch.compile
-traces the custom ops. Inputs are checked here, so bad input raises ``ValueError``/``TypeError``
-naming the problem before native code runs (non-finite cameras: in the CPU kernels, as ``ValueError``).
+traces the custom ops. Inputs are checked by the public functions and again by the registered ops
+(:mod:`aim.ops.value_map_checks`), so bad input raises a one-line :class:`~aim.errors.UsageError`
+(``TypeError`` for a non-tensor) naming the problem before native code runs (non-finite cameras:
+in the CPU kernels, as ``ValueError``).
 
 Conventions (fixed; every caller agrees)
 -----------------------------------------
@@ -59,7 +61,16 @@ from collections.abc import Sequence
 
 import torch
 
-from aim.ops._native import device_guard, require_native, stream_handle
+from aim.errors import UsageError
+from aim.ops._native import COMBINE_CODES, DTYPE_CODES, device_guard, require_native, stream_handle
+from aim.ops.value_map_checks import (
+    check_dtypes_match,
+    check_gradient,
+    check_render_args,
+    check_sample_args,
+    check_tensor,
+    check_view_boxes,
+)
 
 Tensor = torch.Tensor
 
@@ -68,10 +79,6 @@ MIN_DEPTH = 1e-6  # world units: points at z <= MIN_DEPTH are behind the camera
 BLOB_RADIUS = 3.0  # sigmas: the blob reaches 0 there
 BLOB_FLOOR = 0.011108996538242306  # exp(-BLOB_RADIUS**2 / 2)
 BLOB_SCALE = 1.0112337927024855  # 1 / (1 - BLOB_FLOOR)
-
-# Element type codes of the native value-map functions (aim::vmap::kFloat32 / kFloat64).
-_DTYPE_CODES = {torch.float32: 0, torch.float64: 3}
-_COMBINE = {"max": 0, "sum": 1}
 
 
 def render_value_maps(
@@ -96,35 +103,13 @@ def render_value_maps(
     conventions. Differentiable with respect to ``points`` (not the cameras); the gradient is
     piecewise smooth, jumping where blobs swap places under ``"max"`` or the sum reaches 1.
     """
-    op = "render_value_maps"
-    _check_points(op, points)
-    batch, frames, num_points = points.shape[:3]
-    if point_mask is None:
-        point_mask = torch.ones((batch, frames, num_points), dtype=torch.bool, device=points.device)
-    _check_tensor(op, "point_mask", point_mask, 3, "(B, T, P)")
-    if point_mask.dtype != torch.bool:
-        raise ValueError(f"aim.ops.{op}: point_mask must be bool, got {point_mask.dtype}")
-    _check_tensor(op, "intrinsics", intrinsics, 4, "(B, V, 3, 3)", tail=(3, 3))
-    _check_tensor(op, "extrinsics", extrinsics, 5, "(B, T, V, 4, 4)", tail=(4, 4))
-    _check_same_device(op, points=points, point_mask=point_mask, intrinsics=intrinsics, extrinsics=extrinsics)
-    _check_agree(op, "batch (B)", points=batch, point_mask=point_mask.shape[0], intrinsics=intrinsics.shape[0],
-                 extrinsics=extrinsics.shape[0])
-    _check_agree(op, "frames (T)", points=frames, point_mask=point_mask.shape[1], extrinsics=extrinsics.shape[1])
-    _check_agree(op, "points (P)", points=num_points, point_mask=point_mask.shape[2])
-    _check_agree(op, "views (V)", intrinsics=intrinsics.shape[1], extrinsics=extrinsics.shape[2])
-    for name, size in (("height", height), ("width", width)):
-        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
-            raise ValueError(f"aim.ops.{op}: {name} must be a positive int, got {size!r}")
+    where = "aim.ops.render_value_maps"
+    if point_mask is None and isinstance(points, Tensor) and points.dim() == 4:
+        point_mask = torch.ones(points.shape[:3], dtype=torch.bool, device=points.device)
+    check_render_args(where, points, point_mask, intrinsics, extrinsics, height, width, r_world, sigma_min, sigma_max,
+                      combine)
     r_world, sigma_min, sigma_max = float(r_world), float(sigma_min), float(sigma_max)
-    if not (0.0 <= r_world < float("inf")):
-        raise ValueError(f"aim.ops.{op}: r_world must be finite and >= 0, got {r_world}")
-    if not (0.0 < sigma_min <= sigma_max < float("inf")):
-        raise ValueError(
-            f"aim.ops.{op}: need 0 < sigma_min <= sigma_max < inf, got sigma_min={sigma_min}, sigma_max={sigma_max}"
-        )
-    if combine not in _COMBINE:
-        raise ValueError(f"aim.ops.{op}: combine must be one of {sorted(_COMBINE)}, got {combine!r}")
-    intrinsics, extrinsics = _cameras(op, points, intrinsics, extrinsics)
+    intrinsics, extrinsics = _cameras(where, points, intrinsics, extrinsics)
     return torch.ops.aim.render_value_maps(
         points, point_mask, intrinsics, extrinsics, height, width, r_world, sigma_min, sigma_max, combine
     )
@@ -154,33 +139,13 @@ def sample_value_maps(
     and ``value_maps`` as one canvas per frame, (B, T, Hc, Wc) or (B, T, 1, Hc, Wc). See the module
     docstring for the mapping.
     """
-    op = "sample_value_maps"
-    _check_points(op, points)
+    where = "aim.ops.sample_value_maps"
     canvas = view_offsets is not None or view_scales is not None or view_sizes is not None
     if canvas and isinstance(value_maps, Tensor) and value_maps.dim() == 4:
         value_maps = value_maps.unsqueeze(2)
-    shape = "(B, T, 1, Hc, Wc) or (B, T, Hc, Wc) canvas" if canvas else "(B, T, V, H, W)"
-    _check_tensor(op, "value_maps", value_maps, 5, shape)
-    _check_tensor(op, "intrinsics", intrinsics, 4, "(B, V, 3, 3)", tail=(3, 3))
-    _check_tensor(op, "extrinsics", extrinsics, 5, "(B, T, V, 4, 4)", tail=(4, 4))
-    _check_same_device(op, value_maps=value_maps, points=points, intrinsics=intrinsics, extrinsics=extrinsics)
-    if value_maps.dtype != points.dtype:
-        raise ValueError(f"aim.ops.{op}: value_maps and points dtypes differ: {value_maps.dtype}, {points.dtype}")
+    check_sample_args(where, value_maps, points, intrinsics, extrinsics, canvas)
     views = intrinsics.shape[1]
-    _check_agree(op, "batch (B)", value_maps=value_maps.shape[0], points=points.shape[0],
-                 intrinsics=intrinsics.shape[0], extrinsics=extrinsics.shape[0])
-    _check_agree(op, "frames (T)", value_maps=value_maps.shape[1], points=points.shape[1],
-                 extrinsics=extrinsics.shape[1])
-    _check_agree(op, "views (V)", intrinsics=views, extrinsics=extrinsics.shape[2],
-                 **({} if canvas else {"value_maps": value_maps.shape[2]}))
-    if canvas and value_maps.shape[2] != 1:
-        raise ValueError(
-            f"aim.ops.{op}: with view offsets/scales/sizes value_maps is one canvas per frame, (B, T, 1, Hc, Wc) "
-            f"or (B, T, Hc, Wc); got shape {tuple(value_maps.shape)}"
-        )
-    if value_maps.shape[3] < 1 or value_maps.shape[4] < 1:
-        raise ValueError(f"aim.ops.{op}: value_maps has an empty image: shape {tuple(value_maps.shape)}")
-    intrinsics, extrinsics = _cameras(op, points, intrinsics, extrinsics)
+    intrinsics, extrinsics = _cameras(where, points, intrinsics, extrinsics)
     boxes = None
     if canvas:
         boxes = canvas_view_boxes(views, view_offsets, view_scales, view_sizes, points.dtype, points.device)
@@ -202,12 +167,12 @@ def canvas_view_boxes(
     """(V, 6) rows (offset_u, offset_v, scale_u, scale_v, width, height): where each view sits in a canvas.
 
     The form the native kernels read (``aim::vmap::ViewBox``); ``view_scales`` defaults to 1,
-    ``view_offsets`` to 0, ``view_sizes`` is required. Raises ``ValueError`` for a wrong shape,
-    non-finite values, scales <= 0 or sizes < 1.
+    ``view_offsets`` to 0, ``view_sizes`` is required. Raises :class:`~aim.errors.UsageError` for a
+    wrong shape, non-finite values, scales <= 0 or sizes < 1.
     """
-    op = "sample_value_maps"
+    where = "aim.ops.sample_value_maps"
     if view_sizes is None:
-        raise ValueError(f"aim.ops.{op}: a packed canvas needs view_sizes (V, 2) (width, height) of every view")
+        raise UsageError(f"{where}: a packed canvas needs view_sizes (V, 2) (width, height) of every view")
     parts = {}
     for name, given, default in (("view_offsets", view_offsets, 0.0), ("view_scales", view_scales, 1.0),
                                  ("view_sizes", view_sizes, None)):
@@ -215,17 +180,17 @@ def canvas_view_boxes(
         t = torch.full((views, 2), default) if given is None else torch.as_tensor(given)
         t = t.to(torch.float64)
         if tuple(t.shape) != (views, 2):
-            raise ValueError(
-                f"aim.ops.{op}: {name} must be (V, 2) = ({views}, 2) in (u, v) order, got shape {tuple(t.shape)}"
+            raise UsageError(
+                f"{where}: {name} must be (V, 2) = ({views}, 2) in (u, v) order, got shape {tuple(t.shape)}"
             )
         if not _compiling() and not bool(torch.isfinite(t).all()):
-            raise ValueError(f"aim.ops.{op}: {name} contains non-finite values")
+            raise UsageError(f"{where}: {name} contains non-finite values")
         parts[name] = t
     if not _compiling():
         if bool((parts["view_scales"] <= 0).any()):
-            raise ValueError(f"aim.ops.{op}: view_scales must be > 0")
+            raise UsageError(f"{where}: view_scales must be > 0")
         if bool((parts["view_sizes"] < 1).any()):
-            raise ValueError(f"aim.ops.{op}: view_sizes must be >= 1 (width, height in view pixels)")
+            raise UsageError(f"{where}: view_sizes must be >= 1 (width, height in view pixels)")
     boxes = torch.cat([parts[name].to(device) for name in ("view_offsets", "view_scales", "view_sizes")], dim=1)
     return boxes.to(dtype).contiguous()
 
@@ -238,34 +203,6 @@ def _compiling() -> bool:
     return torch.compiler.is_compiling()
 
 
-def _check_tensor(op: str, name: str, t, dims: int, shape: str, tail: tuple[int, ...] = ()) -> None:
-    if not isinstance(t, Tensor):
-        raise TypeError(f"aim.ops.{op}: {name} must be a torch.Tensor, got {type(t).__name__}")
-    if t.dim() != dims or (tail and tuple(t.shape[-len(tail):]) != tail):
-        raise ValueError(f"aim.ops.{op}: {name} must be {shape}, got shape {tuple(t.shape)}")
-
-
-def _check_points(op: str, points) -> None:
-    _check_tensor(op, "points", points, 4, "(B, T, P, 3)", tail=(3,))
-    if points.dtype not in _DTYPE_CODES:
-        raise ValueError(f"aim.ops.{op}: points has unsupported dtype {points.dtype} (float32 or float64)")
-    if points.device.type not in ("cpu", "cuda"):
-        raise ValueError(f"aim.ops.{op}: unsupported device {points.device}")
-
-
-def _check_same_device(op: str, **tensors: Tensor) -> None:
-    devices = {name: t.device for name, t in tensors.items()}
-    if len(set(devices.values())) > 1:
-        raise ValueError(f"aim.ops.{op}: inputs are on different devices: " +
-                         ", ".join(f"{n} {d}" for n, d in devices.items()))
-
-
-def _check_agree(op: str, dim: str, **sizes: int) -> None:
-    if len(set(sizes.values())) > 1:
-        listed = ", ".join(f"{n} {s}" for n, s in sizes.items())
-        raise ValueError(f"aim.ops.{op}: {dim} differs between inputs: {listed}")
-
-
 def _all_finite(*tensors: Tensor) -> bool:
     # One reduction over all of them (NaN propagates through amax), so one device sync on a GPU:
     # a fifth of the cost of isfinite().all() per tensor.
@@ -273,21 +210,18 @@ def _all_finite(*tensors: Tensor) -> bool:
     return flat.abs().amax().item() < math.inf
 
 
-def _cameras(op: str, points: Tensor, intrinsics: Tensor, extrinsics: Tensor) -> tuple[Tensor, Tensor]:
+def _cameras(where: str, points: Tensor, intrinsics: Tensor, extrinsics: Tensor) -> tuple[Tensor, Tensor]:
     """The cameras in the points' dtype, contiguous, checked finite.
 
     On CPU the native kernels check them (a loop over a few hundred numbers, where two torch
     reductions cost ~20 us, most of a small sampling call); on GPU it is done here with one
     reduction (one device sync), skipped under torch.compile (it syncs)."""
-    cams = {}
-    for name, t in (("intrinsics", intrinsics), ("extrinsics", extrinsics)):
-        if not t.is_floating_point():
-            raise ValueError(f"aim.ops.{op}: {name} must be a floating tensor, got {t.dtype}")
-        cams[name] = t.detach().to(points.dtype).contiguous()
+    cams = {name: t.detach().to(points.dtype).contiguous()
+            for name, t in (("intrinsics", intrinsics), ("extrinsics", extrinsics))}
     checked = [t for t in cams.values() if t.numel()]
     if points.device.type != "cpu" and not _compiling() and checked and not _all_finite(*checked):
         name = next(n for n, t in cams.items() if t.numel() and not _all_finite(t))
-        raise ValueError(f"aim.ops.{op}: {name} contains non-finite values (after casting to {points.dtype})")
+        raise UsageError(f"{where}: {name} contains non-finite values (after casting to {points.dtype})")
     return cams["intrinsics"], cams["extrinsics"]
 
 
@@ -304,11 +238,51 @@ def _sample_args(value_maps: Tensor, points: Tensor, intrinsics: Tensor, extrins
     return shape, maps, points.data_ptr(), intrinsics.data_ptr(), extrinsics.data_ptr(), box_ptr
 
 
+# The registered ops check their own inputs (they are public: torch.ops.aim.*), in the fake
+# (trace-time) and the real bodies alike; see aim.ops.value_map_checks for what is checked where.
+_RENDER = "torch.ops.aim.render_value_maps"
+_RENDER_BWD = "torch.ops.aim.render_value_maps_backward"
+_SAMPLE = "torch.ops.aim.sample_value_maps"
+_SAMPLE_BWD = "torch.ops.aim.sample_value_maps_backward"
+
+
+def _check_render_op(where, points, point_mask, intrinsics, extrinsics, height, width, r_world, sigma_min,
+                     sigma_max, combine) -> None:
+    check_render_args(where, points, point_mask, intrinsics, extrinsics, height, width, r_world, sigma_min,
+                      sigma_max, combine)
+    check_dtypes_match(where, points, intrinsics=intrinsics, extrinsics=extrinsics)
+
+
+def _check_render_backward_op(grad_out, points, point_mask, intrinsics, extrinsics, r_world, sigma_min, sigma_max,
+                              combine) -> None:
+    layout = "(B, T, V, H, W)"
+    check_tensor(_RENDER_BWD, "grad_out", grad_out, 5, layout)
+    _check_render_op(_RENDER_BWD, points, point_mask, intrinsics, extrinsics, grad_out.shape[3], grad_out.shape[4],
+                     r_world, sigma_min, sigma_max, combine)
+    shape = (*points.shape[:2], intrinsics.shape[1], *grad_out.shape[3:])
+    check_gradient(_RENDER_BWD, "grad_out", grad_out, points, shape, layout)
+
+
+def _check_sample_op(where, value_maps, points, intrinsics, extrinsics, view_boxes, values: bool) -> None:
+    check_sample_args(where, value_maps, points, intrinsics, extrinsics, canvas=view_boxes is not None)
+    check_dtypes_match(where, points, intrinsics=intrinsics, extrinsics=extrinsics)
+    if view_boxes is not None:
+        check_view_boxes(where, view_boxes, points, intrinsics.shape[1], values)
+
+
+def _check_sample_backward_op(grad_values, value_maps, points, intrinsics, extrinsics, view_boxes, values) -> None:
+    _check_sample_op(_SAMPLE_BWD, value_maps, points, intrinsics, extrinsics, view_boxes, values)
+    check_gradient(_SAMPLE_BWD, "grad_values", grad_values, points, (*points.shape[:3], intrinsics.shape[1]),
+                   "(B, T, P, V)")
+
+
 @torch.library.custom_op("aim::render_value_maps", mutates_args=())
 def _render(
     points: Tensor, point_mask: Tensor, intrinsics: Tensor, extrinsics: Tensor,
     height: int, width: int, r_world: float, sigma_min: float, sigma_max: float, combine: str,
 ) -> Tensor:
+    _check_render_op(_RENDER, points, point_mask, intrinsics, extrinsics, height, width, r_world, sigma_min,
+                     sigma_max, combine)
     points, point_mask, intrinsics, extrinsics = (t.contiguous() for t in (points, point_mask, intrinsics, extrinsics))
     batch, frames, num_points, _ = points.shape
     views = intrinsics.shape[1]
@@ -316,15 +290,17 @@ def _render(
     if out.numel():
         with device_guard(points.device):
             require_native(points.device).render_value_maps(
-                _DTYPE_CODES[points.dtype], (batch, frames, views, num_points, height, width),
+                DTYPE_CODES[points.dtype], (batch, frames, views, num_points, height, width),
                 points.data_ptr(), point_mask.data_ptr(), intrinsics.data_ptr(), extrinsics.data_ptr(),
-                (r_world, sigma_min, sigma_max), _COMBINE[combine], out.data_ptr(), stream_handle(points.device),
+                (r_world, sigma_min, sigma_max), COMBINE_CODES[combine], out.data_ptr(), stream_handle(points.device),
             )
     return out
 
 
 @_render.register_fake
 def _render_fake(points, point_mask, intrinsics, extrinsics, height, width, r_world, sigma_min, sigma_max, combine):
+    _check_render_op(_RENDER, points, point_mask, intrinsics, extrinsics, height, width, r_world, sigma_min,
+                     sigma_max, combine)
     return points.new_empty((points.shape[0], points.shape[1], intrinsics.shape[1], height, width))
 
 
@@ -334,6 +310,8 @@ def _render_backward(
     r_world: float, sigma_min: float, sigma_max: float, combine: str,
 ) -> Tensor:
     """grad_points (B, T, P, 3) of render, given grad_out (B, T, V, H, W)."""
+    _check_render_backward_op(grad_out, points, point_mask, intrinsics, extrinsics, r_world, sigma_min, sigma_max,
+                              combine)
     grad_out, points, point_mask, intrinsics, extrinsics = (
         t.contiguous() for t in (grad_out, points, point_mask, intrinsics, extrinsics)
     )
@@ -343,9 +321,9 @@ def _render_backward(
     if grad_out.numel() and points.numel():
         with device_guard(points.device):
             require_native(points.device).render_value_maps_backward(
-                _DTYPE_CODES[points.dtype], (batch, frames, views, points.shape[2], height, width),
+                DTYPE_CODES[points.dtype], (batch, frames, views, points.shape[2], height, width),
                 points.data_ptr(), point_mask.data_ptr(), intrinsics.data_ptr(), extrinsics.data_ptr(),
-                (r_world, sigma_min, sigma_max), _COMBINE[combine], grad_out.data_ptr(), grad_points.data_ptr(),
+                (r_world, sigma_min, sigma_max), COMBINE_CODES[combine], grad_out.data_ptr(), grad_points.data_ptr(),
                 stream_handle(points.device),
             )
     return grad_points
@@ -354,6 +332,8 @@ def _render_backward(
 @_render_backward.register_fake
 def _render_backward_fake(grad_out, points, point_mask, intrinsics, extrinsics, r_world, sigma_min, sigma_max,
                           combine):
+    _check_render_backward_op(grad_out, points, point_mask, intrinsics, extrinsics, r_world, sigma_min, sigma_max,
+                              combine)
     return points.new_empty(points.shape)
 
 
@@ -385,7 +365,7 @@ def _sample_values(
         shape, maps, *ptrs = _sample_args(value_maps, points, intrinsics, extrinsics, view_boxes)
         with device_guard(points.device):
             require_native(points.device).sample_value_maps(
-                _DTYPE_CODES[points.dtype], shape, maps, *ptrs, values.data_ptr(), valid.data_ptr(),
+                DTYPE_CODES[points.dtype], shape, maps, *ptrs, values.data_ptr(), valid.data_ptr(),
                 stream_handle(points.device),
             )
     return values, valid
@@ -407,7 +387,7 @@ def _sample_gradients(
         shape, maps, *ptrs = _sample_args(value_maps, points, intrinsics, extrinsics, view_boxes)
         with device_guard(points.device):
             require_native(points.device).sample_value_maps_backward(
-                _DTYPE_CODES[points.dtype], shape, maps, *ptrs, grad_values.data_ptr(),
+                DTYPE_CODES[points.dtype], shape, maps, *ptrs, grad_values.data_ptr(),
                 grad_maps.data_ptr() if maps_grad else 0, grad_points.data_ptr() if points_grad else 0,
                 stream_handle(points.device),
             )
@@ -416,18 +396,34 @@ def _sample_gradients(
     return grad_maps, grad_points
 
 
-_sample = torch.library.custom_op("aim::sample_value_maps", _sample_values, mutates_args=())
-_sample_backward = torch.library.custom_op("aim::sample_value_maps_backward", _sample_gradients, mutates_args=())
+@torch.library.custom_op("aim::sample_value_maps", mutates_args=())
+def _sample(
+    value_maps: Tensor, points: Tensor, intrinsics: Tensor, extrinsics: Tensor, view_boxes: Tensor | None
+) -> tuple[Tensor, Tensor]:
+    _check_sample_op(_SAMPLE, value_maps, points, intrinsics, extrinsics, view_boxes, values=True)
+    return _sample_values(value_maps, points, intrinsics, extrinsics, view_boxes)
+
+
+@torch.library.custom_op("aim::sample_value_maps_backward", mutates_args=())
+def _sample_backward(
+    grad_values: Tensor, value_maps: Tensor, points: Tensor, intrinsics: Tensor, extrinsics: Tensor,
+    view_boxes: Tensor | None, maps_grad: bool, points_grad: bool,
+) -> tuple[Tensor, Tensor]:
+    _check_sample_backward_op(grad_values, value_maps, points, intrinsics, extrinsics, view_boxes, values=True)
+    return _sample_gradients(grad_values, value_maps, points, intrinsics, extrinsics, view_boxes, maps_grad,
+                             points_grad)
 
 
 @_sample.register_fake
 def _sample_fake(value_maps, points, intrinsics, extrinsics, view_boxes):
+    _check_sample_op(_SAMPLE, value_maps, points, intrinsics, extrinsics, view_boxes, values=False)
     out_shape = (*points.shape[:3], intrinsics.shape[1])
     return points.new_empty(out_shape), points.new_empty(out_shape, dtype=torch.bool)
 
 
 @_sample_backward.register_fake
 def _sample_backward_fake(grad_values, value_maps, points, intrinsics, extrinsics, view_boxes, maps_grad, points_grad):
+    _check_sample_backward_op(grad_values, value_maps, points, intrinsics, extrinsics, view_boxes, values=False)
     grad_maps = value_maps.new_empty(value_maps.shape) if maps_grad else value_maps.new_empty(0)
     grad_points = points.new_empty(points.shape) if points_grad else points.new_empty(0)
     return grad_maps, grad_points

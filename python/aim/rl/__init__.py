@@ -1,4 +1,4 @@
-"""``aim.rl``: Stage II self-distillation RL (spec §6): GRPO on the action stream, rewarded by the
+"""``aim.rl``: Stage II self-distillation RL (docs/method.md §6): GRPO on the action stream, rewarded by the
 model's own value maps.
 
 Map (one job per module):

@@ -3,7 +3,7 @@
 Stage II trains the action stream only, but an update must re-evaluate the log-probability of
 actions sampled earlier (PPO ratio, several epochs per batch). Those actions were denoised
 attending to the chunk's clean history (observations, executed actions) and to the chunk's
-denoised video and value latents (spec §7). A :class:`ChunkContext` keeps exactly that: the
+denoised video and value latents (docs/method.md §7). A :class:`ChunkContext` keeps exactly that: the
 history groups, the instruction features and the denoised X_c, M_c. :func:`context_velocity`
 rebuilds the keys and values of that context under the model's *current* weights (history action
 tokens run through the action branch, so they change as it learns; the video and value streams

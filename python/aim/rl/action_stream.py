@@ -1,4 +1,4 @@
-"""Which parameters Stage II trains: the action stream only (spec §6), everything else frozen.
+"""Which parameters Stage II trains: the action stream only (docs/method.md §6), everything else frozen.
 
 The action stream is every block's action branch, the action embedding, the action timestep
 embedding and the action head (``aim.model.transformer`` names). Video and value weights, the text

@@ -1,10 +1,11 @@
 """The Stage II configuration: plain dataclasses, YAML presets (``aim/rl/presets/``) and dotted
-overrides, read by ``aim.train.config``'s loader so both stages take settings the same way.
+overrides, read by ``aim.config``'s loader so both stages take settings the same way.
 
 The GRPO and reward sections are :class:`~aim.rl.grpo.GRPOConfig` and
 :class:`~aim.rl.reward.RewardConfig` themselves, so their checks (G >= 2, epsilon > 0, lambda_d
 and lambda_s not both 0, ...) apply to the config as it is read, named by their key (e.g.
-``grpo.group_size``); optimiser, schedule and checkpoint sections are Stage I's.
+``grpo.group_size``); optimiser, schedule and checkpoint sections are those of ``aim.runtime``,
+which Stage I takes too.
 """
 
 from __future__ import annotations
@@ -16,19 +17,13 @@ from pathlib import Path
 
 import yaml
 
+from aim.config import build_config, config_values, plain_values, preset_names
+from aim.errors import ConfigError
 from aim.model.sampler import SamplerConfig
 from aim.rl.grpo import GRPOConfig
 from aim.rl.reward import RewardConfig
-from aim.train.config import (
-    CheckpointConfig,
-    ConfigError,
-    OptimConfig,
-    ScheduleConfig,
-    build_config,
-    config_values,
-    plain_values,
-    preset_names,
-)
+from aim.runtime.checkpoint import CheckpointConfig
+from aim.runtime.optim import OptimConfig, ScheduleConfig
 
 PRESET_DIR = Path(__file__).with_name("presets")
 

@@ -1,4 +1,4 @@
-"""GRPO's pieces (spec §6): group-normalised advantages and the clipped-ratio objective, no critic.
+"""GRPO's pieces (docs/method.md §6): group-normalised advantages and the clipped-ratio objective, no critic.
 
 G episodes start from the same simulator seed; each episode's advantage is its return minus the
 group's mean, over the group's standard deviation (Shao et al. 2024, DeepSeekMath, §4.1), and is

@@ -1,4 +1,4 @@
-"""Stage II (spec §6): GRPO on the action stream of a Stage I model, rewarded by its own value maps.
+"""Stage II (docs/method.md §6): GRPO on the action stream of a Stage I model, rewarded by its own value maps.
 
 One iteration: every task gets ``rollout.groups_per_task`` new simulator seeds, each a group of G
 episodes sampled with the action SDE under the current weights (``aim.rl.rollouts``); each
@@ -8,10 +8,10 @@ several episodes batched by ``aim.rl.batching``). Video, value, text and tokeniz
 Stage I's, so the value maps that pay the reward do not move.
 
 A run directory looks like a Stage I run, so ``aim eval`` and ``aim.train.load_bundle`` read it:
-``config.yaml`` (the RL config), ``checkpoints/`` written by ``aim.train.checkpoint`` (atomic,
+``config.yaml`` (the RL config), ``checkpoints/`` written by ``aim.runtime.checkpoint`` (atomic,
 ``latest``; the whole model for ``load_bundle`` with ``bundle.json`` Stage I's plus the RL config,
 and the optimiser state, iteration and generators for an exact ``--resume``), ``metrics.jsonl``
-and ``tensorboard/`` (``aim.train.monitor``). Iterations count from 1, like training steps.
+and ``tensorboard/`` (``aim.runtime.monitor``). Iterations count from 1, like training steps.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from aim.errors import ConfigError
 from aim.eval.suite import Suite
 from aim.rl.action_stream import freeze_all_but_action_stream
 from aim.rl.batching import batched_chunks
@@ -35,13 +36,17 @@ from aim.rl.grpo import group_advantages
 from aim.rl.reward import episode_return
 from aim.rl.rollouts import GroupRollouts, RolloutSettings, training_seeds
 from aim.rl.update import RecordedChunk, grpo_update
-from aim.train.bundle import ModelBundle, bundle_metadata, load_bundle, trained_modules
-from aim.train.checkpoint import load_checkpoint, save_checkpoint
-from aim.train.config import ConfigError
-from aim.train.distributed import Distributed
-from aim.train.loop import CONFIG_FILE, prepare_run_dir
-from aim.train.monitor import Monitor
-from aim.train.optim import make_optimizer, make_scheduler
+from aim.runtime.bundle import (
+    ModelBundle,
+    bundle_metadata,
+    load_bundle,
+    trained_modules,
+)
+from aim.runtime.checkpoint import load_checkpoint, save_checkpoint
+from aim.runtime.distributed import Distributed
+from aim.runtime.monitor import Monitor
+from aim.runtime.optim import make_optimizer, make_scheduler
+from aim.runtime.run_dir import CONFIG_FILE, prepare_run_dir
 
 
 @dataclass
@@ -62,12 +67,13 @@ def reinforce(config: RLConfig, run_dir: str | Path, resume: bool = False, suite
         raise ConfigError("rollout.tasks is required: the tasks to roll out, e.g. rollout.tasks=[handle-press-v3]")
     device = torch.device(config.train.device)
     info = Distributed(rank=0, world_size=1, local_rank=0, device=device)
-    resume_from = prepare_run_dir(run_dir, resume, info)
-    save_rl_config(config, run_dir / CONFIG_FILE)
+    # A start the run cannot use is refused here, before the run directory is touched.
     bundle = load_bundle(config.start, device)
     if bundle.model.config.value_stream is False and config.reward.dense_weight > 0:
         raise ConfigError(f"reward.dense_weight is {config.reward.dense_weight}, but the Stage I model at "
                           f"{config.start} has no value stream to read the dense reward from; set it to 0")
+    resume_from = prepare_run_dir(run_dir, resume, info)
+    save_rl_config(config, run_dir / CONFIG_FILE)
     reference = copy.deepcopy(bundle.model).requires_grad_(False) if config.grpo.kl_weight > 0 else None
     trainable = freeze_all_but_action_stream(bundle.model)
     modules = nn.ModuleDict(trained_modules(bundle))  # the keys load_bundle reads back

@@ -1,4 +1,4 @@
-"""Stage II reward (spec §6): the frozen model's own value map read where the actions aim, plus success.
+"""Stage II reward (docs/method.md §6): the frozen model's own value map read where the actions aim, plus success.
 
 r_t = lambda_d M_t(Pi(p_t)) + lambda_s r_sparse. p_t are the end-effector targets the chunk's
 actions command at step t (``Suite.ee_targets``: one point per arm), Pi projects them into every

@@ -22,6 +22,7 @@ from typing import Self
 
 import torch
 
+from aim.errors import UsageError
 from aim.eval.policy import AIMPolicy, seeded_generator
 from aim.eval.runner import worker_policy
 from aim.eval.suite import Suite
@@ -62,19 +63,19 @@ def member_generator(policy_seed: int, seed: int, member: int) -> torch.Generato
 class GroupRollouts:
     """Workers that roll out groups; use as a context manager (it owns the process pool).
 
-    ``bundle`` is the Stage I :class:`~aim.train.bundle.ModelBundle` or its run/checkpoint
+    ``bundle`` is the Stage I :class:`~aim.runtime.bundle.ModelBundle` or its run/checkpoint
     directory (loaded in each worker)."""
 
     def __init__(self, bundle, settings: RolloutSettings, suite: Suite, workers: int = 1) -> None:
         if workers < 1:
-            raise ValueError(f"GroupRollouts: workers must be >= 1, got {workers}")
+            raise UsageError(f"GroupRollouts: workers must be >= 1, got {workers}")
         self.settings, self.workers = settings, workers
         context = (bundle, settings, suite)
         if workers == 1:
             self.pool = None
             _start_worker(*context, threads=None)
         else:
-            self.pool = WorkerPool(workers, _start_worker, context)
+            self.pool = WorkerPool(workers, _start_worker, context, describe=_describe_job)
 
     def run(self, groups: Sequence[tuple[str, int]], group_size: int, weights: dict[str, Tensor],
             version: int) -> list[list[RLEpisode]]:
@@ -101,6 +102,11 @@ class GroupRollouts:
         if self.pool is not None:
             self.pool.terminate()
             self.pool = None
+
+
+def _describe_job(job: tuple[str, int, int, int, bytes]) -> str:
+    task, seed, member, version, _ = job
+    return f"{task} seed {seed} group member {member} (iteration {version})"
 
 
 def _pack(value) -> bytes:

@@ -1,4 +1,4 @@
-"""One GRPO update of the action stream from a batch of recorded chunks (spec §6).
+"""One GRPO update of the action stream from a batch of recorded chunks (docs/method.md §6).
 
 Each :class:`RecordedChunk` is a chunk of one or more episodes as it was sampled: its context,
 its SDE path with the log-probabilities recorded then, and each episode's advantage. Every epoch
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from aim.errors import NonFiniteLossError
 from aim.model.clip import ClipStructure
 from aim.rl.action_context import ChunkContext, context_velocity
 from aim.rl.grpo import GRPOConfig, clipped_objective, gaussian_kl
@@ -68,7 +69,7 @@ def grpo_update(model: nn.Module, chunks: Sequence[RecordedChunk], structure: Cl
             totals["ratio"] += float(torch.exp(log_probs.detach() - chunk.path.log_probs).mean()) * weight
         grad_norm = torch.nn.utils.clip_grad_norm_(trainable, max_grad_norm)
         if not torch.isfinite(grad_norm):
-            raise FloatingPointError(f"grpo_update: gradient norm is {float(grad_norm)}; nothing was applied")
+            raise NonFiniteLossError(f"grpo_update: gradient norm is {float(grad_norm)}; nothing was applied")
         totals["grad_norm"] += float(grad_norm) / config.epochs
         optimizer.step()
     return totals

@@ -17,7 +17,7 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Contact:
-    """Two bodies touching at ``position`` (world, metres): the raw material of spec §4's events."""
+    """Two bodies touching at ``position`` (world, metres): the raw material of docs/method.md §4's events."""
 
     body1: str
     body2: str

@@ -13,7 +13,7 @@ Each scene is built on the Meta-World task it doubles, whose logic is reused unc
 chosen object keeps the task's body, joint and site names, so its reset, reward, success test,
 observation (object position at ``obs[4:7]``) and scripted expert act on it; the other object is
 an attached copy prefixed ``decoy_``, placed and posed as the chosen one is after every reset.
-Value-map labels (``aim.data.collect``) follow the expert's contacts, so they mark the chosen
+Value-map labels (``aim.sim.collect``) follow the expert's contacts, so they mark the chosen
 object. ``aim.sim.metaworld_env.MetaWorldEnv`` builds these scenes for their task ids, so
 ``aim collect`` and ``aim eval`` take them like Meta-World's own tasks.
 """
@@ -25,6 +25,8 @@ import pickle
 from dataclasses import dataclass
 
 import numpy as np
+
+from aim.errors import UsageError
 
 DECOY = "decoy_"
 GOALS = ("left", "right")
@@ -62,7 +64,7 @@ def scene_of(task: str) -> tuple[TwinScene, str]:
     """The scene and goal ("left"/"right") of an intent task id such as ``twin-handle-press-left``."""
     name, _, goal = task.removeprefix(PREFIX).rpartition("-")
     if not is_intent_task(task) or name not in SCENES or goal not in GOALS:
-        raise ValueError(f"unknown intent task {task!r}; known: {list(INTENT_TASKS)}")
+        raise UsageError(f"unknown intent task {task!r}; the intent tasks are {', '.join(INTENT_TASKS)}")
     return SCENES[name], goal
 
 

@@ -2,8 +2,10 @@
 
 Meta-World 3.x (``gymnasium.make("Meta-World/MT1", env_name=...)``, 50 tasks, 4-d actions,
 500-step episodes) renders offscreen on a CPU through EGL: ``MUJOCO_GL`` must say so before
-MuJoCo is first imported, so importing this module sets it (unless the user chose another
-backend); import it before ``metaworld`` or ``mujoco``. An EGL error printed at interpreter exit is harmless.
+MuJoCo is first imported. That is a process-wide choice, made by entry points (the ``aim``
+command, the test session, the benchmarks: ``aim.process_settings.use_offscreen_rendering``);
+an environment made without a renderer chosen or a display to render on is refused with that
+advice. An EGL error printed at interpreter exit is harmless.
 
 Some of Meta-World's cameras (the corner ones) are mounted upside down: the world's up points
 down their images. Such a camera is turned upright by a half turn about its optical axis
@@ -21,33 +23,54 @@ units of ``action_scale`` plus the gripper effort. ``"target"`` (the default) is
 itself in world coordinates, plus the gripper effort: the expert's target is where its delta
 moved the mocap, and a target is executed as the delta that moves the mocap there (clipped to
 Meta-World's per-step limit), so an expert's target actions replay its delta actions exactly.
-Like the absolute poses of RoboTwin's actions (spec §2), target actions tell a model where the
-hand is from its past actions alone, and they are the end-effector targets spec §6 rewards.
+Like the absolute poses of RoboTwin's actions (docs/method.md §2), target actions tell a model where the
+hand is from its past actions alone, and they are the end-effector targets docs/method.md §6 rewards.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 
+from aim.errors import UsageError
 from aim.sim import intent_scenes
 from aim.sim.environment import Contact, Environment, StepResult
 from aim.sim.mujoco_cameras import intrinsics_from_fovy, world_to_camera
-
-os.environ.setdefault("MUJOCO_GL", "egl")
 
 DEFAULT_CAMERAS = ("topview", "gripperPOV", "corner3")
 # Bodies of the Sawyer gripper in Meta-World's model: what "the gripper" is in contacts and masks.
 GRIPPER_BODIES = ("hand", "rightclaw", "leftclaw", "rightpad", "leftpad")
 # Action space -> the names of its four channels (written into a dataset's action feature).
 ACTION_SPACES = {"target": ("x", "y", "z", "gripper"), "delta": ("dx", "dy", "dz", "gripper")}
+# Anti-aliasing of the renders for people (rollout videos): Meta-World's own 4 samples per pixel;
+# at 256 pixels three views take about 80 ms on a 2-core CPU (benchmarks/RESULTS.md).
+VIEWING_MULTISAMPLE = 4
+
+
+def check_task(task: str) -> None:
+    """Refuses a name that is not one of Meta-World's tasks or an intent task (imports Meta-World, hence MuJoCo:
+    the renderer must be chosen first, see the module docstring)."""
+    if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
+        raise UsageError("Meta-World: MuJoCo has no display to render on; choose its offscreen renderer before "
+                         "anything imports mujoco: MUJOCO_GL=egl, or aim.process_settings.use_offscreen_rendering() "
+                         "at the top of your script")
+    from metaworld.env_dict import (
+        ALL_V3_ENVIRONMENTS,  # also registers the environments with gymnasium
+    )
+
+    if intent_scenes.is_intent_task(task):
+        intent_scenes.scene_of(task)
+    elif task not in ALL_V3_ENVIRONMENTS:
+        raise UsageError(f"unknown Meta-World task {task!r}; its tasks are {', '.join(sorted(ALL_V3_ENVIRONMENTS))} "
+                         f"and the intent tasks {', '.join(intent_scenes.INTENT_TASKS)}")
 
 
 def check_multisample(multisample: int | None, owner: str) -> None:
     """Anti-aliasing samples per pixel must be None (the simulator model's own) or 0..16."""
     if multisample is not None and not 0 <= multisample <= 16:
-        raise ValueError(f"{owner}: multisample must be None or 0..16 samples per pixel, got {multisample}")
+        raise UsageError(f"{owner}: multisample must be None or 0..16 samples per pixel, got {multisample}")
 
 
 def action_space_of(names) -> str:
@@ -83,10 +106,10 @@ class MetaWorldEnv(Environment):
         than half the time on a CPU, with jagged edges); datasets record it (``aim.render``) and
         evaluation renders as the model's training data was rendered."""
         if action_space not in ACTION_SPACES:
-            raise ValueError(f"MetaWorldEnv: action_space must be one of {sorted(ACTION_SPACES)}, got {action_space!r}")
+            raise UsageError(f"MetaWorldEnv: action_space must be one of {sorted(ACTION_SPACES)}, got {action_space!r}")
         check_multisample(multisample, "MetaWorldEnv")
+        check_task(task)
         self.action_space = action_space
-        import metaworld  # noqa: F401  (registers the Meta-World environments with gymnasium)
         import mujoco
 
         self._mujoco = mujoco
@@ -97,15 +120,15 @@ class MetaWorldEnv(Environment):
         names = [model.camera(i).name for i in range(model.ncam)]
         unknown = [c for c in cameras if c not in names]
         if unknown:
-            raise ValueError(f"MetaWorldEnv({task!r}): unknown cameras {unknown}; the model has {names}")
+            raise UsageError(f"MetaWorldEnv({task!r}): unknown cameras {unknown}; the model has {names}")
         self.cameras = tuple(cameras)
         self.height, self.width = height, width
         if multisample is not None:
             model.vis.quality.offsamples = multisample
         self.multisample = int(model.vis.quality.offsamples)
-        self._renderer = mujoco.Renderer(model, height, width)
-        for flag in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION):
-            self._renderer.scene.flags[flag] = shadows
+        self._shadows = shadows
+        self._renderer = self._make_renderer(height, width)
+        self._viewing_renderer = None  # made by the first render_for_people
         # Meta-World's 50 fixed variations per task are drawn from numpy's unseeded global RNG when
         # the benchmark is built, so they differ between processes; reset draws the variation from
         # its seed instead. One set_task configures the task (observability and task data); the
@@ -115,8 +138,7 @@ class MetaWorldEnv(Environment):
         self._sim.set_task(selector.tasks[0])
         self._sim._freeze_rand_vec = False
         self._sim.seeded_rand_vec = True
-        self._intrinsics = {c: intrinsics_from_fovy(float(model.cam_fovy[model.camera(c).id]), height, width)
-                            for c in self.cameras}
+        self._intrinsics = self._intrinsics_at(height, width)
         self._done = True
 
     @property
@@ -167,7 +189,11 @@ class MetaWorldEnv(Environment):
         policy = ENV_POLICY_MAP[intent_scenes.expert_task(self.task)]().get_action
 
         def act(observation: np.ndarray) -> np.ndarray:
-            delta = np.clip(policy(observation), -1.0, 1.0)
+            with warnings.catch_warnings():
+                # Meta-World's proportional experts warn whenever their command exceeds [-1, 1]
+                # (every few steps of every episode); the clip below is the bound they warn about.
+                warnings.filterwarnings("ignore", message=r"Constant\(s\) may be too high", category=UserWarning)
+                delta = np.clip(policy(observation), -1.0, 1.0)
             if self.action_space == "delta":
                 return delta
             target = np.clip(self._mocap() + delta[:3] * self.action_scale, self._sim.mocap_low, self._sim.mocap_high)
@@ -194,11 +220,46 @@ class MetaWorldEnv(Environment):
         return tool_centre + self.action_scale * np.cumsum(np.clip(actions[:, :3], -1.0, 1.0), axis=0)
 
     def render(self) -> dict[str, np.ndarray]:
+        return self._render_with(self._renderer)
+
+    def render_for_people(self, height: int, width: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """The current state from the same cameras at ``height`` x ``width``, anti-aliased with
+        ``VIEWING_MULTISAMPLE`` samples per pixel whatever the model's views use: images and the
+        intrinsics of that size (the extrinsics are :meth:`extrinsics`). For rollout videos,
+        never the model's input; rendering does not change the simulation. Its renderer is made
+        on first use (and again when the size changes), so episodes never shown pay nothing."""
+        renderer = self._viewing_renderer
+        if renderer is None or (renderer.height, renderer.width) != (height, width):
+            if renderer is not None:
+                renderer.close()
+            model = self._sim.model
+            # Offscreen buffers are capped by the model's offwidth x offheight (640 x 480 in Meta-World).
+            model.vis.global_.offwidth = max(int(model.vis.global_.offwidth), width)
+            model.vis.global_.offheight = max(int(model.vis.global_.offheight), height)
+            own = int(model.vis.quality.offsamples)
+            model.vis.quality.offsamples = VIEWING_MULTISAMPLE  # read when the renderer's buffers are made
+            try:
+                self._viewing_renderer = renderer = self._make_renderer(height, width)
+            finally:
+                model.vis.quality.offsamples = own
+        return self._render_with(renderer), self._intrinsics_at(height, width)
+
+    def _make_renderer(self, height: int, width: int):
+        renderer = self._mujoco.Renderer(self._sim.model, height, width)
+        for flag in (self._mujoco.mjtRndFlag.mjRND_SHADOW, self._mujoco.mjtRndFlag.mjRND_REFLECTION):
+            renderer.scene.flags[flag] = self._shadows
+        return renderer
+
+    def _render_with(self, renderer) -> dict[str, np.ndarray]:
         images = {}
         for camera in self.cameras:
-            self._renderer.update_scene(self._sim.data, camera=camera)
-            images[camera] = self._upright(camera, self._renderer.render())
+            renderer.update_scene(self._sim.data, camera=camera)
+            images[camera] = self._upright(camera, renderer.render())
         return images
+
+    def _intrinsics_at(self, height: int, width: int) -> dict[str, np.ndarray]:
+        model = self._sim.model
+        return {c: intrinsics_from_fovy(float(model.cam_fovy[model.camera(c).id]), height, width) for c in self.cameras}
 
     def body_masks(self, bodies: tuple[str, ...] = GRIPPER_BODIES) -> dict[str, np.ndarray]:
         """(H, W) bool per camera: pixels showing a geom of ``bodies`` (segmentation rendering)."""
@@ -252,6 +313,8 @@ class MetaWorldEnv(Environment):
 
     def close(self) -> None:
         self._renderer.close()
+        if self._viewing_renderer is not None:
+            self._viewing_renderer.close()
         self._env.close()
 
 

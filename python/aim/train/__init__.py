@@ -1,24 +1,20 @@
-"""``aim.train``: Stage-I training (spec §6) from one CPU process to many GPUs.
+"""``aim.train``: Stage I training (docs/method.md §6) from one CPU process to many GPUs.
 
+Built on ``aim.runtime`` (what a trained model is and how it travels: bundle, preprocessing,
+checkpoints, run directories, process groups, logging), beside ``aim.eval`` and ``aim.rl``.
 Map (one job per module):
 
-* ``config``      — :class:`TrainConfig`, YAML presets (``presets/``), dotted overrides
-* ``batches``     — dataset clips -> latents, normalised actions, text (shared with aim.eval)
-* ``bundle``      — :class:`ModelBundle`: a trained model with its preprocessing; :func:`load_bundle`
-* ``objective``   — the module a step calls: transformer + trained text encoder -> losses
-* ``data_order``  — the resumable, process-count-independent order of clips and noise
-* ``loader``      — the clip dataset and its DataLoader
-* ``distributed`` — process groups (torchrun), DDP and FSDP2 as layers over the objective
-* ``optim``       — AdamW and the warm-up + cosine/constant schedule
-* ``checkpoint``  — atomic checkpoints (torch.distributed.checkpoint + safetensors), resume
-* ``monitor``, ``samples`` — TensorBoard, metrics file, progress bar; predicted-vs-true images
-* ``loop``        — :func:`train`
+* ``config``       — :class:`TrainConfig`, the Stage I schema; presets in ``presets/``
+* ``fresh_bundle`` — a freshly initialised model bundle for a config and its dataset
+* ``objective``    — the module a step calls: transformer + trained text encoder -> losses
+* ``data_order``   — the resumable, process-count-independent order of clips and noise
+* ``loader``       — the clip dataset and its DataLoader
+* ``samples``      — predicted-vs-true images
+* ``loop``         — :func:`train`
 """
 
-from aim.train.batches import clip_latents
-from aim.train.bundle import ModelBundle, load_bundle
-from aim.train.config import ConfigError, TrainConfig, load_config
-from aim.train.loop import NonFiniteLossError, TrainResult, train
+from aim.errors import NonFiniteLossError
+from aim.train.config import TrainConfig, load_config
+from aim.train.loop import TrainResult, train
 
-__all__ = ["ConfigError", "ModelBundle", "NonFiniteLossError", "TrainConfig", "TrainResult", "clip_latents",
-           "load_bundle", "load_config", "train"]
+__all__ = ["NonFiniteLossError", "TrainConfig", "TrainResult", "load_config", "train"]

@@ -2,7 +2,7 @@
 
 Clips come from :class:`aim.data.ClipDataset` with the bundle's canvas layout and as many pixel
 frames as the clip structure needs; actions stay raw here and are normalised by
-aim.train.batches, the one place evaluation shares. ``data.cache_clips`` keeps decoded clips in
+aim.runtime.preprocessing, the one place evaluation shares. ``data.cache_clips`` keeps decoded clips in
 memory (per worker process), for small datasets trained for many epochs, where video decoding
 would otherwise dominate the step.
 """
@@ -13,10 +13,11 @@ import torch
 
 from aim.data import ClipDataset
 from aim.data.reader import DatasetReader
-from aim.train.batches import clip_pixel_frames
+from aim.errors import ConfigError
+from aim.runtime.distributed import Distributed
+from aim.runtime.preprocessing import clip_pixel_frames
 from aim.train.config import TrainConfig
 from aim.train.data_order import StepBatches
-from aim.train.distributed import Distributed
 
 
 class CachedClips(torch.utils.data.Dataset):
@@ -41,8 +42,10 @@ def clip_dataset(bundle, reader: DatasetReader, config: TrainConfig) -> torch.ut
     clips = ClipDataset(reader, frames, frame_stride=bundle.frame_stride, clip_step=config.data.clip_step,
                         layout=bundle.layout)
     if len(clips) == 0:
-        raise ValueError(f"{reader.root}: no episode is long enough for one clip of {frames * bundle.frame_stride} "
-                         f"steps ({frames} frames, frame stride {bundle.frame_stride})")
+        longest = max((reader.episode_length(e) for e in reader.valid_episodes), default=0)
+        raise ConfigError(f"{reader.root}: no episode is long enough for one clip of {frames * bundle.frame_stride} "
+                          f"steps ({frames} frames, frame stride {bundle.frame_stride}; the longest episode has "
+                          f"{longest} steps): lower data.num_chunks, data.frames_per_chunk or data.frame_stride")
     return CachedClips(clips) if config.data.cache_clips else clips
 
 

@@ -1,13 +1,12 @@
-"""Stage-I training (spec §6): the loop that ties config, data, model, parallelism and checkpoints.
+"""Stage-I training (docs/method.md §6): the loop that ties config, data, model, parallelism and checkpoints.
 
 :func:`train` runs the same code on one CPU process and on many GPUs under ``torchrun``. One
 optimiser step: for each of this process's micro-batches, latents and normalised actions
-(aim.train.batches), the flow-matching losses under autocast (bf16 on GPU), backward with
+(aim.runtime.preprocessing), the flow-matching losses under autocast (bf16 on GPU), backward with
 gradients reduced on the last micro-batch only; then the losses averaged over processes are
 checked (a NaN or inf stops the run, naming the step, before anything is written), gradients are
 clipped, AdamW and the schedule step, metrics are logged, and a checkpoint is written every
 ``checkpoint.every`` steps and at the end. Steps are counted from 1: step k is the k-th update.
-A process training on the CPU keeps the memory it frees (aim.train.host_memory).
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,13 +21,11 @@ from pathlib import Path
 import torch
 
 from aim.data.reader import DatasetReader
-from aim.ops.backend import ENV_VAR as ATTENTION_ENV_VAR
-from aim.train.batches import batch_prompts, clip_tensors, encode_text, tokens_per_clip
-from aim.train.bundle import ModelBundle, build_bundle, bundle_metadata
-from aim.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from aim.train.config import ConfigError, TrainConfig, save_config
-from aim.train.data_order import micro_batch_generator
-from aim.train.distributed import (
+from aim.errors import ConfigError, NonFiniteLossError
+from aim.ops.backend import attention_backend
+from aim.runtime.bundle import ModelBundle, bundle_metadata
+from aim.runtime.checkpoint import load_checkpoint, save_checkpoint
+from aim.runtime.distributed import (
     Distributed,
     gradient_sync,
     init_distributed,
@@ -37,20 +33,24 @@ from aim.train.distributed import (
     resolve_strategy,
     shutdown,
 )
-from aim.train.host_memory import retain_freed_memory
+from aim.runtime.monitor import Monitor
+from aim.runtime.optim import make_optimizer, make_scheduler
+from aim.runtime.preprocessing import (
+    batch_prompts,
+    clip_tensors,
+    encode_text,
+    tokens_per_clip,
+)
+from aim.runtime.run_dir import CONFIG_FILE, prepare_run_dir
+from aim.train.config import TrainConfig, save_config
+from aim.train.data_order import micro_batch_generator
+from aim.train.fresh_bundle import build_bundle
 from aim.train.loader import clip_dataset, training_loader
-from aim.train.monitor import Monitor
 from aim.train.objective import StageOneObjective
-from aim.train.optim import make_optimizer, make_scheduler
 from aim.train.samples import predicted_vs_true
 
 logger = logging.getLogger("aim")
-CONFIG_FILE = "config.yaml"
 LOSS_NAMES = ("loss", "video", "value", "action")
-
-
-class NonFiniteLossError(RuntimeError):
-    """The loss or the gradient norm became NaN or inf; nothing of that step was saved."""
 
 
 @dataclass
@@ -68,23 +68,22 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False) -> Tra
         raise ConfigError("data.root is required: the dataset to train on (e.g. data.root=PATH)")
     info = init_distributed(config.train.device)
     try:
-        return _train(config, run_dir, resume, info)
+        with attention_backend(config.train.attention_backend, source="train.attention_backend"):
+            return _train(config, run_dir, resume, info)
     finally:
         shutdown()
 
 
 def _train(config: TrainConfig, run_dir: Path, resume: bool, info: Distributed) -> TrainResult:
-    resume_from = prepare_run_dir(run_dir, resume, info)
-    if info.device.type == "cpu":
-        retain_freed_memory()
-    if config.train.attention_backend != "auto":
-        os.environ[ATTENTION_ENV_VAR] = config.train.attention_backend
-    if info.is_main:
-        save_config(config, run_dir / CONFIG_FILE)
     t = config.train
+    # Settings the dataset cannot serve are refused here, before the run directory is touched.
     reader = DatasetReader(config.data.root, cache_videos=config.data.cache_clips)
     torch.manual_seed(t.seed)  # identical initial weights on every process (FSDP shards them as built)
     bundle = build_bundle(config, reader)
+    dataset = clip_dataset(bundle, reader, config)
+    resume_from = prepare_run_dir(run_dir, resume, info)
+    if info.is_main:
+        save_config(config, run_dir / CONFIG_FILE)
     objective = StageOneObjective(bundle.model, bundle.text_encoder, bundle.structure, config.loss).to(info.device)
     bundle.tokenizer.to(info.device)
     strategy = resolve_strategy(config.parallel.strategy, info)
@@ -96,7 +95,6 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, info: Distributed) 
         start_step = load_checkpoint(resume_from, objective, optimizer, scheduler, info)["step"]
         if start_step >= t.steps:
             raise ConfigError(f"{resume_from} is at step {start_step}; raise train.steps (now {t.steps}) to go on")
-    dataset = clip_dataset(bundle, reader, config)
     loader, order = training_loader(dataset, config, start_step, info)
     autocast = _autocast(info.device, t.precision)
     meta = bundle_metadata(bundle)
@@ -146,7 +144,7 @@ class _MicroBatches:
     losses: torch.Tensor  # (len(LOSS_NAMES),) this process's losses, averaged over its micro-batches
     data_wait: float  # seconds spent waiting for the data loader
     tokens_per_clip: int
-    last: tuple  # (video, value, text prompts) of the last micro-batch, for sample images
+    last: tuple  # (video, value, actions, text prompts) of the last micro-batch, for sample images
 
 
 def _backward_micro_batches(step: int, batches, bundle: ModelBundle, wrapped: torch.nn.Module, order, autocast,
@@ -168,21 +166,7 @@ def _backward_micro_batches(step: int, batches, bundle: ModelBundle, wrapped: to
         totals += torch.stack([losses[k].detach().float() for k in LOSS_NAMES]) / order.accumulation
     tokens = tokens_per_clip(bundle.structure, tuple(video.shape[-2:]), value is not None,
                              bundle.model.config.patch_size)
-    return _MicroBatches(totals, data_wait, tokens, (video, value, prompts))
-
-
-def prepare_run_dir(run_dir: Path, resume: bool, info: Distributed) -> Path | None:
-    """The checkpoint to resume from; refuses to train over an existing run without ``resume``."""
-    latest = latest_checkpoint(run_dir)
-    if resume and latest is None:
-        raise FileNotFoundError(f"{run_dir}: nothing to resume (no checkpoints/latest)")
-    if not resume and latest is not None:
-        raise FileExistsError(f"{run_dir} already holds a run (latest checkpoint {latest.name}); "
-                              "pass --resume to continue it or choose another run directory")
-    if info.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    info.barrier()
-    return latest
+    return _MicroBatches(totals, data_wait, tokens, (video, value, actions, prompts))
 
 
 def _autocast(device: torch.device, precision: str):
@@ -218,13 +202,13 @@ def _non_finite_message(what: str, step: int, values: dict, checkpoint: Path | N
 def _log_samples(monitor: Monitor, step: int, bundle: ModelBundle, objective: StageOneObjective, strategy: str,
                  micro_batch: tuple, config: TrainConfig, info: Distributed) -> None:
     """Every process takes part (FSDP gathers the root unit's weights for the rollout); the main one writes."""
-    video, value, prompts = micro_batch
+    video, value, actions, prompts = micro_batch
     if strategy == "fsdp":
         objective.unshard()
     try:
         text = encode_text(objective.text_encoder, prompts[:1], info.device)
         generator = torch.Generator().manual_seed(config.train.seed + step)
-        image = predicted_vs_true(bundle, video, value, text, config.log.sample_steps, generator)
+        image = predicted_vs_true(bundle, video, value, actions, text, config.log.sample_steps, generator)
     finally:
         if strategy == "fsdp":
             objective.reshard()

@@ -1,10 +1,10 @@
 """The module the training step calls: the transformer and its trained text encoder, returning the
-Stage-I losses (spec §6).
+Stage-I losses (docs/method.md §6).
 
 Data parallelism wraps this one module, so everything with trained weights must be used inside
 its ``forward``: FSDP2 gathers the root unit's parameters (embeddings, heads, the per-task text
 embedding) around it, and DDP reduces the gradients of all of them. The video tokenizer is frozen
-and runs before, in aim.train.batches.
+and runs before, in aim.runtime.preprocessing.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from torch import nn
 
 from aim.model import AIMTransformer, ClipStructure, FlowMatchingConfig, training_loss
 from aim.model.text_encoders import TextEncoder
-from aim.train.batches import encode_text
+from aim.runtime.preprocessing import encode_text
 
 Tensor = torch.Tensor
 
@@ -34,6 +34,6 @@ class StageOneObjective(nn.Module):
     def forward(self, video: Tensor, value: Tensor | None, actions: Tensor, prompts: Sequence[str],
                 generator: torch.Generator) -> dict[str, Tensor]:
         """training_loss's dict (``loss``, ``video``, ``value``, ``action``) for one micro-batch;
-        ``prompts`` are what the text encoder reads (aim.train.batches.text_prompts)."""
+        ``prompts`` are what the text encoder reads (aim.runtime.preprocessing.text_prompts)."""
         text = encode_text(self.text_encoder, prompts, video.device)
         return training_loss(self.model, self.structure, video, value, actions, text, self.loss, generator)

@@ -1,4 +1,5 @@
-"""AdamW and its learning-rate schedule (spec §6: betas (0.9, 0.95), weight decay 0.1).
+"""AdamW and its learning-rate schedule (docs/method.md §6: betas (0.9, 0.95), weight decay 0.1),
+and their config sections (``optim``, ``schedule``), which both training stages take.
 
 The schedule is linear warm-up from 0 over ``warmup_steps``, then either constant or a cosine
 decay to ``min_lr_ratio`` x lr at the last step; a ``LambdaLR``, so its state is one counter.
@@ -8,10 +9,42 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import torch
 
-from aim.train.config import OptimConfig, ScheduleConfig
+from aim.config import at_least, choice
+from aim.errors import ConfigError
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 3e-4
+    betas: tuple[float, float] = (0.9, 0.95)  # docs/method.md §6
+    weight_decay: float = 0.1  # docs/method.md §6
+    eps: float = 1e-8
+    grad_clip: float = 2.0  # docs/method.md §6; 0 disables clipping
+
+    def __post_init__(self) -> None:
+        if not self.lr > 0:
+            raise ConfigError(f"optim.lr must be > 0, got {self.lr}")
+        if not all(0.0 <= b < 1.0 for b in self.betas):
+            raise ConfigError(f"optim.betas must lie in [0, 1), got {list(self.betas)}")
+        at_least("optim.weight_decay", self.weight_decay, 0.0)
+        at_least("optim.grad_clip", self.grad_clip, 0.0)
+
+
+@dataclass
+class ScheduleConfig:
+    kind: str = "cosine"  # "cosine": warm-up then cosine decay to min_lr_ratio * lr; "constant": warm-up then lr
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.1
+
+    def __post_init__(self) -> None:
+        choice("schedule.kind", self.kind, ("cosine", "constant"))
+        at_least("schedule.warmup_steps", self.warmup_steps, 0)
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ConfigError(f"schedule.min_lr_ratio must lie in [0, 1], got {self.min_lr_ratio}")
 
 
 def make_optimizer(parameters: Iterable[torch.nn.Parameter], config: OptimConfig) -> torch.optim.AdamW:

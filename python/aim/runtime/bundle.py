@@ -18,17 +18,21 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from aim.data import lerobot_format as fmt
 from aim.data.canvas import CanvasLayout, ViewSlot
-from aim.data.reader import DatasetReader
-from aim.model import AIMConfig, AIMTransformer, ClipStructure, from_wan_pretrained, preset
-from aim.model.text_encoders import CachedTextEncoder, TaskEmbedding, TextEncoder, UMT5TextEncoder
-from aim.model.video_tokenizers import PixelPatchTokenizer, VideoTokenizer, WanVAETokenizer
-from aim.train.batches import VALUE_MAPS_HINT, canvas_layout, clip_structure
-from aim.train.config import ConfigError, TrainConfig
-
-BUNDLE_FILE = "bundle.json"
-WEIGHTS_FILE = "model.safetensors"
+from aim.errors import CheckpointError, NotFoundError
+from aim.model import AIMConfig, AIMTransformer, ClipStructure
+from aim.model.text_encoders import (
+    CachedTextEncoder,
+    TaskEmbedding,
+    TextEncoder,
+    UMT5TextEncoder,
+)
+from aim.model.video_tokenizers import (
+    PixelPatchTokenizer,
+    VideoTokenizer,
+    WanVAETokenizer,
+)
+from aim.runtime.checkpoint import BUNDLE_FILE, WEIGHTS_FILE, latest_checkpoint
 
 
 @dataclass
@@ -69,57 +73,6 @@ def make_text_encoder(spec: dict, tasks: list[str], dim: int, keyed_by: str = "t
     return CachedTextEncoder(encoder, spec.get("cache_dir"), name="umt5")
 
 
-def build_bundle(config: TrainConfig, reader: DatasetReader) -> ModelBundle:
-    """A freshly initialised bundle for training ``config`` on the dataset of ``reader`` (call
-    torch.manual_seed first: every process must build identical weights)."""
-    cameras = list(config.data.cameras or reader.cameras)
-    missing = [c for c in cameras if c not in reader.cameras]
-    if missing:
-        raise ConfigError(f"data.cameras {missing} are not in {reader.root} (cameras: {reader.cameras})")
-    if config.model.value_stream and not reader.has_value_maps:
-        raise ConfigError(f"{reader.root}: model.value_stream=true needs value maps, but {VALUE_MAPS_HINT}")
-    sizes = {tuple(reader.info["features"][fmt.image_key(c)]["shape"][:2]) for c in cameras}
-    if len(sizes) != 1:
-        raise ValueError(f"{reader.root}: cameras {cameras} have different image sizes {sorted(sizes)}")
-    (image_size,) = sizes
-    layout = canvas_layout(cameras, image_size, config.data.view_size)
-    tokenizer = make_tokenizer(dataclasses.asdict(config.tokenizer))
-    d = config.data
-    structure = clip_structure(tokenizer, d.frame_stride, d.observation_frames, d.num_chunks, d.frames_per_chunk)
-    action_dim = int(reader.info["features"][fmt.ACTION]["shape"][0])
-    changes = {"value_stream": config.model.value_stream, "attention_rule": config.model.attention_rule,
-               "value_own_weights": config.model.value_own_weights, "action_channels": action_dim}
-    if config.model.wan_path:
-        model = from_wan_pretrained(config.model.wan_path, **changes)
-    else:
-        model = AIMTransformer(preset(config.model.preset, latent_channels=tokenizer.latent_channels, **changes))
-    if model.config.latent_channels != tokenizer.latent_channels:
-        raise ValueError(f"the model takes {model.config.latent_channels}-channel latents but the "
-                         f"{config.tokenizer.kind} tokenizer gives {tokenizer.latent_channels}")
-    _check_grid(layout, tokenizer, model.config)
-    model.gradient_checkpointing = config.model.gradient_checkpointing
-    tasks = list(dict.fromkeys(reader.task_name(e) for e in range(len(reader))))
-    text_encoder = make_text_encoder(dataclasses.asdict(config.text), tasks, model.config.text_dim)
-    mean = std = None
-    if config.data.normalize_actions:
-        stats = reader.stats.get(fmt.ACTION)
-        if stats is None:
-            raise ValueError(f"data.normalize_actions needs {reader.root / fmt.STATS_PATH} with {fmt.ACTION!r} statistics")
-        mean, std = torch.tensor(stats["mean"], dtype=torch.float32), torch.tensor(stats["std"], dtype=torch.float32)
-    names = reader.info["features"][fmt.ACTION].get("names")
-    return ModelBundle(model, tokenizer, text_encoder, structure, layout, d.frame_stride, mean, std,
-                       image_size, cameras, config.to_dict(), None if names is None else list(names),
-                       fmt.render_settings(reader.info), fmt.action_space(reader.info))
-
-
-def _check_grid(layout: CanvasLayout, tokenizer: VideoTokenizer, config: AIMConfig) -> None:
-    s = tokenizer.spatial_compression
-    _, p_h, p_w = config.patch_size
-    if layout.height % (s * p_h) or layout.width % (s * p_w):
-        raise ValueError(f"the {layout.height}x{layout.width} canvas is not divisible by the tokenizer's {s}x{s} "
-                         f"compression times the model's {p_h}x{p_w} patch; choose another data.view_size")
-
-
 def bundle_metadata(bundle: ModelBundle) -> dict:
     """The JSON-able description of a bundle (everything but the weights)."""
     embedding = bundle.text_encoder if isinstance(bundle.text_encoder, TaskEmbedding) else None
@@ -154,28 +107,29 @@ def trained_modules(bundle: ModelBundle) -> dict[str, nn.Module]:
 
 def bundle_checkpoint(path: str | Path) -> Path:
     """The checkpoint directory of ``path``: itself, or a run's latest checkpoint."""
-    from aim.train.checkpoint import latest_checkpoint
-
     path = Path(path)
     if (path / BUNDLE_FILE).is_file():
         return path
     latest = latest_checkpoint(path)
     if latest is None:
-        raise FileNotFoundError(f"{path}: neither a checkpoint (no {BUNDLE_FILE}) nor a run with a checkpoint")
+        raise NotFoundError(f"{path}: neither a checkpoint (no {BUNDLE_FILE}) nor a run with a checkpoint")
     return latest
 
 
 def read_bundle_metadata(path: str | Path) -> dict:
     """``bundle.json`` of a checkpoint or of a run's latest checkpoint (no weights are read)."""
-    return json.loads((bundle_checkpoint(path) / BUNDLE_FILE).read_text())
+    file = bundle_checkpoint(path) / BUNDLE_FILE
+    try:
+        meta = json.loads(file.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{file}: unreadable ({err}); the checkpoint is damaged: use an earlier one "
+                              "(checkpoints/step-*) or retrain") from err
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{file}: expected a JSON object, got {type(meta).__name__}")
+    return meta
 
 
-def load_bundle(path: str | Path, device: str | torch.device = "cpu") -> ModelBundle:
-    """From a run directory (its latest checkpoint) or a checkpoint directory."""
-    from safetensors.torch import load_file
-
-    path = bundle_checkpoint(path)
-    meta = json.loads((path / BUNDLE_FILE).read_text())
+def _bundle_from_metadata(meta: dict) -> ModelBundle:
     model_config = meta["model_config"]
     model = AIMTransformer(AIMConfig(**{**model_config, "patch_size": tuple(model_config["patch_size"])}))
     tokenizer = make_tokenizer(meta["tokenizer"])
@@ -185,15 +139,43 @@ def load_bundle(path: str | Path, device: str | torch.device = "cpu") -> ModelBu
     layout = CanvasLayout(meta["layout"]["height"], meta["layout"]["width"],
                           tuple(ViewSlot(**s) for s in meta["layout"]["slots"]))
     as_tensor = lambda v: None if v is None else torch.tensor(v, dtype=torch.float32)
-    bundle = ModelBundle(model, tokenizer, text_encoder, ClipStructure(**meta["structure"]), layout,
-                         meta["frame_stride"], as_tensor(meta["action_mean"]), as_tensor(meta["action_std"]),
-                         tuple(meta["image_size"]), list(meta["cameras"]), meta["train_config"], meta.get("action_names"),
-                         meta.get("render", {}), meta.get("action_space", {}))
-    weights = load_file(str(path / WEIGHTS_FILE))
+    return ModelBundle(model, tokenizer, text_encoder, ClipStructure(**meta["structure"]), layout,
+                       meta["frame_stride"], as_tensor(meta["action_mean"]), as_tensor(meta["action_std"]),
+                       tuple(meta["image_size"]), list(meta["cameras"]), meta["train_config"], meta.get("action_names"),
+                       meta.get("render", {}), meta.get("action_space", {}))
+
+
+def _read_weights(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise NotFoundError(f"{path}: missing; the checkpoint is incomplete: use an earlier one or retrain")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as err:
+        raise CheckpointError(f"{path}: damaged ({err}); use an earlier checkpoint (checkpoints/step-*) or retrain") from err
+
+
+def load_bundle(path: str | Path, device: str | torch.device = "cpu") -> ModelBundle:
+    """From a run directory (its latest checkpoint) or a checkpoint directory."""
+    path = bundle_checkpoint(path)
+    meta = read_bundle_metadata(path)
+    try:
+        bundle = _bundle_from_metadata(meta)
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"{path / BUNDLE_FILE}: not a bundle this version of aim reads "
+                              f"({type(err).__name__}: {err})") from err
+    weights = _read_weights(path / WEIGHTS_FILE)
     for prefix, module in trained_modules(bundle).items():
         state = {k[len(prefix) + 1:]: v for k, v in weights.items() if k.startswith(prefix + ".")}
-        module.load_state_dict(state, strict=True)
+        try:
+            module.load_state_dict(state, strict=True)
+        except RuntimeError as err:
+            first = str(err).strip().splitlines()[0]
+            raise CheckpointError(f"{path / WEIGHTS_FILE}: the {prefix} weights do not fit its bundle.json "
+                                  f"({first})") from err
     for module in trained_modules(bundle).values():
         module.to(device).eval()
-    tokenizer.to(device)
+    bundle.tokenizer.to(device)
     return bundle

@@ -1,5 +1,5 @@
 """Expert data collection: scripted Meta-World experts rolled out in worker processes, labelled
-with value maps from their contacts (spec §4), and written as a LeRobot v3.0 dataset.
+with value maps from their contacts (docs/method.md §4), and written as a LeRobot v3.0 dataset.
 
 Each (task, seed) is one episode: the expert acts until success or the step limit; a failed
 episode is dropped and counted. Frame t holds the views and calibration seen before action t,
@@ -23,17 +23,20 @@ import pandas as pd
 from aim.data import lerobot_format as fmt
 from aim.data.episode import Episode
 from aim.data.reader import DatasetReader
+from aim.data.value_map_labels import Event, points_per_frame, render_labels
 from aim.data.writer import DatasetWriter
+from aim.errors import UsageError
+from aim.sim.contact_events import detect_events
+from aim.sim.environment import Contact
 from aim.sim.metaworld_env import (
     ACTION_SPACES,
     DEFAULT_CAMERAS,
     GRIPPER_BODIES,
     MetaWorldEnv,
     check_multisample,
+    check_task,
     instruction,
 )
-from aim.sim.environment import Contact
-from aim.sim.value_map_labels import Event, detect_events, points_per_frame, render_labels
 
 PROPRIO_DIM = 4  # Meta-World observation[:4]: hand xyz and gripper opening
 PADS = ("leftpad", "rightpad")
@@ -59,11 +62,15 @@ class CollectSettings:
     multisample: int | None = None
 
     def __post_init__(self) -> None:
+        if self.height < 1 or self.width < 1:
+            raise UsageError(f"CollectSettings: image size must be >= 1 pixel, got {self.height}x{self.width}")
         if self.frame_every < 1:
-            raise ValueError(f"CollectSettings.frame_every must be >= 1, got {self.frame_every}")
+            raise UsageError(f"CollectSettings.frame_every must be >= 1, got {self.frame_every}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise UsageError(f"CollectSettings.max_steps must be >= 1 (or None: the task's own), got {self.max_steps}")
         check_multisample(self.multisample, "CollectSettings")
         if self.action_space not in ACTION_SPACES:
-            raise ValueError(f"CollectSettings.action_space must be one of {sorted(ACTION_SPACES)}, "
+            raise UsageError(f"CollectSettings.action_space must be one of {sorted(ACTION_SPACES)}, "
                              f"got {self.action_space!r}")
 
 
@@ -78,7 +85,9 @@ class CollectReport:
 
 def collect(root: str | Path, tasks: list[str], seeds: list[int], settings: CollectSettings = CollectSettings(),
             workers: int = 1, progress: bool = True) -> CollectReport:
-    """Roll out every (task, seed) not yet in the dataset at ``root`` and append the successes."""
+    """Roll out every (task, seed) not yet in the dataset at ``root`` and append the successes.
+    The arguments are checked (tasks, cameras, seeds, workers) before anything is written."""
+    check_collection(tasks, seeds, settings, workers)
     root = Path(root)
     done = set()
     if (root / fmt.INFO_PATH).is_file():
@@ -93,7 +102,7 @@ def collect(root: str | Path, tasks: list[str], seeds: list[int], settings: Coll
                        render=render) as writer, \
             pool:
         # imap keeps the job order, so the dataset's episode order does not depend on the workers.
-        results = pool.imap(_rollout_job, jobs) if workers > 1 else map(_rollout_job, jobs)
+        results = pool.imap(_expert_job, jobs) if workers > 1 else map(_expert_job, jobs)
         for episode in _progress(results, len(jobs), progress):
             if episode is None:
                 failed += 1
@@ -103,14 +112,28 @@ def collect(root: str | Path, tasks: list[str], seeds: list[int], settings: Coll
     return CollectReport(written, failed, len(tasks) * len(seeds) - len(jobs))
 
 
-def rollout(task: str, seed: int, settings: CollectSettings) -> Episode | None:
+def check_collection(tasks: list[str], seeds: list[int], settings: CollectSettings, workers: int) -> None:
+    """Refuses, by name, a task, camera, seed or worker count a collection cannot run with."""
+    if workers < 1:
+        raise UsageError(f"collect: workers must be >= 1, got {workers}")
+    if not tasks or not seeds:
+        raise UsageError("collect: give at least one task and one seed")
+    negative = [s for s in seeds if s < 0]
+    if negative:
+        raise UsageError(f"collect: seeds must be >= 0 (Meta-World draws object positions from them), got {negative}")
+    for task in tasks:
+        check_task(task)
+    _environment(tasks[0], settings)  # builds the views: an unknown camera is named here
+
+
+def expert_episode(task: str, seed: int, settings: CollectSettings) -> Episode | None:
     """One expert episode with value-map labels, or None when the expert fails."""
-    labelled = labelled_rollout(task, seed, settings)
+    labelled = labelled_expert_episode(task, seed, settings)
     return None if labelled is None else labelled[0]
 
 
-def labelled_rollout(task: str, seed: int, settings: CollectSettings) -> tuple[Episode, list[Event]] | None:
-    """:func:`rollout` with the interaction events its value maps show (``aim.sim.value_map_labels``).
+def labelled_expert_episode(task: str, seed: int, settings: CollectSettings) -> tuple[Episode, list[Event]] | None:
+    """:func:`expert_episode` with the interaction events its value maps show (``aim.data.value_map_labels``).
 
     The manipulated object is the first body a finger pad touches that then moves (more than
     ``MOVED``): the pads also brush static scenery (the table, in button-press-v3, before the
@@ -195,8 +218,8 @@ def _environment(task: str, settings: CollectSettings) -> MetaWorldEnv:
     return _ENVIRONMENTS[key]
 
 
-def _rollout_job(job: tuple[str, int, CollectSettings]) -> Episode | None:
-    return rollout(*job)
+def _expert_job(job: tuple[str, int, CollectSettings]) -> Episode | None:
+    return expert_episode(*job)
 
 
 def _progress(results, total: int, enabled: bool):

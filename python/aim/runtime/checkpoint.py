@@ -5,7 +5,7 @@ A checkpoint is a directory ``<run>/checkpoints/step-XXXXXXXX`` holding:
 * ``state/``: model and optimiser state through ``torch.distributed.checkpoint`` (each process
   writes its own shards under FSDP; DDP replicas are written once), reloadable on any number of
   processes;
-* ``model.safetensors`` and ``bundle.json``: the trained model as aim.train.bundle loads it;
+* ``model.safetensors`` and ``bundle.json``: the trained model as ``aim.runtime.bundle`` loads it;
 * ``train_state.json``: step, clips consumed, the learning-rate scheduler;
 * ``rng/rank-XXXXX.pt``: every process's Python, NumPy, torch (and CUDA) generator states.
 
@@ -16,10 +16,13 @@ moment leaves ``latest`` naming a complete checkpoint (or no ``latest`` at all).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import shutil
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,8 +36,22 @@ from torch.distributed.checkpoint.state_dict import (
     set_state_dict,
 )
 
-from aim.train.bundle import BUNDLE_FILE, WEIGHTS_FILE
-from aim.train.distributed import Distributed
+from aim.config import at_least
+from aim.errors import NotFoundError
+from aim.runtime.distributed import Distributed
+
+BUNDLE_FILE = "bundle.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+@dataclass
+class CheckpointConfig:
+    every: int = 500  # steps; the last step is always saved
+    keep: int = 2  # newest checkpoints kept
+
+    def __post_init__(self) -> None:
+        at_least("checkpoint.every", self.every, 1)
+        at_least("checkpoint.keep", self.keep, 1)
 
 CHECKPOINTS = "checkpoints"
 LATEST = "latest"
@@ -53,7 +70,7 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
         return None
     path = pointer.parent / pointer.read_text().strip()
     if not (path / TRAIN_STATE).is_file():
-        raise FileNotFoundError(f"{pointer} names {path.name}, which is missing or incomplete")
+        raise NotFoundError(f"{pointer} names {path.name}, which is missing or incomplete")
     return path
 
 
@@ -67,8 +84,9 @@ def save_checkpoint(run_dir: Path, step: int, module: nn.Module, optimizer: torc
         (partial / "rng").mkdir(parents=True)
     info.barrier()
     model_state, optim_state = get_state_dict(module, optimizer)
-    dcp.save({"model": model_state, "optim": optim_state}, checkpoint_id=str(partial / "state"),
-             no_dist=not info.active)
+    with _single_process_is_intended(info):
+        dcp.save({"model": model_state, "optim": optim_state}, checkpoint_id=str(partial / "state"),
+                 no_dist=not info.active)
     torch.save(_rng_states(), partial / "rng" / f"rank-{info.rank:05d}.pt")
     # The full weights gather on every process (a collective under FSDP) and are written by one.
     weights = get_model_state_dict(module, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
@@ -91,12 +109,25 @@ def save_checkpoint(run_dir: Path, step: int, module: nn.Module, optimizer: torc
     return final
 
 
+@contextlib.contextmanager
+def _single_process_is_intended(info: Distributed):
+    """torch.distributed.checkpoint warns on every single-process save and load that it assumes a
+    single process was meant, even when ``no_dist=True`` says so; a run without a process group
+    means it, so that warning (and only it) is dropped there."""
+    with warnings.catch_warnings():
+        if not info.active:
+            warnings.filterwarnings("ignore", message=r"torch\.distributed is (disabled, )?unavailable or "
+                                    r"uninitialized, assuming the intent is to (save|load) in a single process")
+        yield
+
+
 def load_checkpoint(path: Path, module: nn.Module, optimizer: torch.optim.Optimizer, scheduler,
                     info: Distributed) -> dict:
     """Restore model, optimiser, scheduler and this process's generators; returns the train state."""
     model_state, optim_state = get_state_dict(module, optimizer)
     state = {"model": model_state, "optim": optim_state}
-    dcp.load(state, checkpoint_id=str(path / "state"), no_dist=not info.active)
+    with _single_process_is_intended(info):
+        dcp.load(state, checkpoint_id=str(path / "state"), no_dist=not info.active)
     set_state_dict(module, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
     train_state = json.loads((path / TRAIN_STATE).read_text())
     scheduler.load_state_dict(train_state.pop("scheduler"))

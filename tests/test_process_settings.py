@@ -10,14 +10,15 @@ import pytest
 
 PROBE = textwrap.dedent("""
     import resource, sys, torch
-    from aim.train.host_memory import retain_freed_memory
+    from aim.process_settings import retain_freed_memory
     if sys.argv[1] == "retain" and not retain_freed_memory():
         print("unavailable")
         sys.exit()
     def step():  # activations allocated, written and freed together, as a training step does
         tensors = [torch.ones(1024, 1024) for _ in range(8)]  # 8 x 4 MiB
         return sum(float(t[-1, -1]) for t in tensors)
-    step()
+    for _ in range(3):  # a few steps until the heap holds a step's working set
+        step()
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for _ in range(20):
         step()

@@ -112,10 +112,3 @@ def gradient_sync(wrapped: nn.Module, sync: bool):
     if isinstance(wrapped, FSDPModule):
         wrapped.set_requires_gradient_sync(sync)
     return contextlib.nullcontext()
-
-
-def unwrap(wrapped: nn.Module) -> nn.Module:
-    """The training module inside a DDP wrapper (FSDP2 shards in place, so it is itself)."""
-    from torch.nn.parallel import DistributedDataParallel
-
-    return wrapped.module if isinstance(wrapped, DistributedDataParallel) else wrapped

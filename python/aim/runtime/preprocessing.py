@@ -3,7 +3,7 @@
 Training and closed-loop evaluation must preprocess observations identically, so both go through
 the functions here (the contract between aim.train and aim.eval): canvases (B, T, 3, H, W) in [0, 1] become
 tokenizer input (B, 3, T, H, W) in [-1, 1]; value maps take the same path (heat replicated to 3
-channels, spec §4); actions are z-scored with the dataset's statistics.
+channels, docs/method.md §4); actions are z-scored with the dataset's statistics.
 
 Frame and action bookkeeping for a tokenizer of temporal compression k (1 for the pixel
 tokenizer, 4 for Wan's causal VAE): latent frame i ends at pixel frame p(i) = i k, so a clip of
@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import torch
 
 from aim.data.canvas import CanvasLayout, ViewSlot
+from aim.errors import UsageError
 from aim.model.clip import ClipStructure
 from aim.model.video_tokenizers import VideoTokenizer
 
@@ -40,19 +41,19 @@ def canvas_layout(cameras: Sequence[str], dataset_view: tuple[int, int], view_si
     height, width = dataset_view
     h, w = (height, width) if view_size is None else (int(view_size[0]), int(view_size[1]))
     if height % h or width % w or height // h != width // w:
-        raise ValueError(f"view size {h}x{w} does not divide the dataset's {height}x{width} views "
+        raise UsageError(f"view size {h}x{w} does not divide the dataset's {height}x{width} views "
                          "by one integer factor")
     factor = height // h
     cameras = list(cameras)
     if len(cameras) == 3:
         if h % 2 or w % 2:
-            raise ValueError(f"view size {h}x{w} must be even for the head-and-wrists canvas")
+            raise UsageError(f"view size {h}x{w} must be even for the head-and-wrists canvas")
         head, left, right = cameras
         return CanvasLayout(h + h // 2, w, (ViewSlot(head, 0, 0, factor), ViewSlot(left, h, 0, 2 * factor),
                                             ViewSlot(right, h, w // 2, 2 * factor)))
     grids = {1: (1, 1), 2: (1, 2), 4: (2, 2)}
     if len(cameras) not in grids:
-        raise ValueError(f"a canvas packs 1 to 4 cameras, got {len(cameras)}: {cameras}")
+        raise UsageError(f"a canvas packs 1 to 4 cameras, got {len(cameras)}: {cameras}")
     rows, columns = grids[len(cameras)]
     return CanvasLayout(rows * h, columns * w, tuple(ViewSlot(c, (i // columns) * h, (i % columns) * w, factor)
                                                      for i, c in enumerate(cameras)))
@@ -162,7 +163,7 @@ def batch_prompts(bundle, batch: dict) -> list[str]:
 def tokens_per_clip(structure: ClipStructure, grid: tuple[int, int], value_stream: bool,
                     patch_size: tuple[int, int, int] = (1, 1, 1)) -> int:
     """Sequence length of one teacher-forcing clip on a latent grid (h, w): clean history (all but
-    the last chunk's frames), noisy video and value of every chunk, and the actions (spec §5)."""
+    the last chunk's frames), noisy video and value of every chunk, and the actions (docs/method.md §5)."""
     s = structure
     per_frame = (grid[0] // patch_size[1]) * (grid[1] // patch_size[2])
     frames = (s.total_frames - s.frames_per_chunk + s.future_frames * (2 if value_stream else 1)) // patch_size[0]

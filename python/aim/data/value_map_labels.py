@@ -1,24 +1,14 @@
-"""Value-map labels from simulator contacts (spec §4): interaction events, then heat maps.
+"""Value-map labels (docs/method.md §4): interaction events in time, then heat maps per camera.
 
-Events, found offline over a recorded episode (per-step contacts and object positions):
-
-* grasp: the first step from which the gripper's two finger pads both touch the object for
-  ``hold_steps`` consecutive steps (the grasp holds); its points are the pad-object contacts at
-  that step;
-* place: once the grasped object has left its supports (touches nothing but the gripper), the
-  first step at which it touches a support again (any body neither the gripper nor the object)
-  while at rest (centre-of-mass speed below ``rest_speed``); its points are the object-support
-  contacts;
-* without a grasp (press, push, turn, open): the first gripper-object contact.
-
-Frame t shows the next upcoming event (the grasp region until the grasp happens, then the
+An :class:`Event` is an interaction at a step with its world points. Where the events come from
+is the caller's: a simulator's contacts (``aim.sim.contact_events``) or a recording's gripper
+commands (``aim.data.gripper_events``). Frame t shows the next upcoming event (the grasp region until the grasp happens, then the
 place region until placement, then the last event held); with no event at all the maps stay 0.
 Events may belong to several tracks (the two arms of a bimanual robot, ``Event.track``): frame t
 then shows each track's next event, both when both have one ahead, and once no track has one
 ahead, the episode's last event held. The points are rendered in every view with
 ``aim.ops.render_value_maps`` (depth-adaptive Gaussians, moving cameras re-projected every
-frame). Converters of recorded data build events from other signals (``aim.data.gripper_events``)
-and share :func:`points_per_frame` and :func:`render_labels`.
+frame).
 """
 
 from __future__ import annotations
@@ -29,15 +19,12 @@ import numpy as np
 import torch
 
 from aim.ops.value_maps import render_value_maps
-from aim.sim.environment import Contact
 
-# Our choices (spec §4 leaves the numbers open): a 2 cm contact region, blobs 1.5 px to 1/8 of
-# the image wide, a grasp held 3 steps, an object at rest below 2 cm/s.
+# Our choices (docs/method.md §4 leaves the numbers open): a 2 cm interaction region, blobs
+# 1.5 px to 1/8 of the image wide.
 R_WORLD = 0.02
 SIGMA_MIN = 1.5
 SIGMA_MAX_FRACTION = 1 / 8
-HOLD_STEPS = 3
-REST_SPEED = 0.02
 LABEL_PIXELS_PER_CALL = 1 << 24  # float64 maps of one render call: 128 MiB
 
 
@@ -51,36 +38,6 @@ class Event:
     kind: str
     points: np.ndarray
     track: str = ""
-
-
-def detect_events(contacts: list[list[Contact]], object_positions: np.ndarray, dt: float, obj: str,
-                  gripper: tuple[str, ...], pads: tuple[str, str], hold_steps: int = HOLD_STEPS,
-                  rest_speed: float = REST_SPEED) -> list[Event]:
-    """The episode's events in time order (see the module docstring); ``contacts[t]`` are step t's,
-    ``object_positions`` (T, 3) the object's centre of mass, ``dt`` the seconds per step."""
-    steps = len(contacts)
-
-    def touching(t: int, bodies: tuple[str, ...]) -> list[Contact]:
-        return [c for c in contacts[t] if obj in (c.body1, c.body2) and ({c.body1, c.body2} - {obj}) & set(bodies)]
-
-    def grasped(t: int) -> bool:
-        return all(touching(t, (pad,)) for pad in pads)
-
-    grasp = next((t for t in range(steps - hold_steps + 1) if all(grasped(t + k) for k in range(hold_steps))), None)
-    if grasp is None:
-        first = next((t for t in range(steps) if touching(t, gripper)), None)
-        return [] if first is None else [Event(first, "contact", _points(touching(first, gripper)))]
-    events = [Event(grasp, "grasp", _points(touching(grasp, pads)))]
-    speed = np.linalg.norm(np.diff(object_positions, axis=0), axis=1) / dt
-    lifted = False
-    for t in range(grasp + 1, steps):
-        support = [c for c in contacts[t] if obj in (c.body1, c.body2) and not ({c.body1, c.body2} - {obj}) & set(gripper)]
-        if not support:
-            lifted = True
-        elif lifted and speed[t - 1] < rest_speed:
-            events.append(Event(t, "place", _points(support)))
-            break
-    return events
 
 
 def points_per_frame(events: list[Event], steps: int) -> tuple[np.ndarray, np.ndarray]:
@@ -133,7 +90,3 @@ def render_labels(points: np.ndarray, mask: np.ndarray, intrinsics: dict[str, np
         for v, c in enumerate(cameras):
             out[c][lo:hi] = maps[:, v].float().numpy()
     return out
-
-
-def _points(contacts: list[Contact]) -> np.ndarray:
-    return np.stack([c.position for c in contacts])
