@@ -42,7 +42,7 @@ class Row:
     variant: str
     successes: int
     episodes: int
-    seconds: float  # RL run (rollouts and updates); for Stage I, its evaluation
+    seconds: float  # RL run (rollouts and updates); for Stage I, its evaluation (NaN: reused)
     episodes_per_min: float  # RL rollouts; for Stage I, its evaluation
 
 
@@ -59,6 +59,12 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", choices=list(REWARDS), default=list(REWARDS))
     parser.add_argument("--threads", type=int, default=1, help="torch threads of the updating process (the tiny "
                         "model's small operations gain nothing from more: benchmarks/train.py)")
+    parser.add_argument("--noise-level", type=float, help="the action SDE's noise level a (default: the preset's)")
+    parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                        help="further RL-config override for every reward variant, repeatable (e.g. optim.lr=3e-4)")
+    parser.add_argument("--stage1-results", help="a results.json of the Stage I run evaluated with these tasks, "
+                        "episodes and the demo's sampler (evaluation is deterministic): its counts stand for the "
+                        "Stage I row instead of evaluating again")
     parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -67,7 +73,10 @@ def main() -> None:
     out = Path(args.out)
     shutil.rmtree(out, ignore_errors=True)
     settings = EvalSettings(tuple(args.tasks), args.eval_episodes, demo.sampler, demo.eval_max_steps)
-    rows = [_evaluated("Stage I", args.stage1, settings, out / "eval" / "stage1", args.workers)]
+    if args.stage1_results:
+        rows = [_reused("Stage I", Path(args.stage1_results), settings)]
+    else:
+        rows = [_evaluated("Stage I", args.stage1, settings, out / "eval" / "stage1", args.workers)]
     sampler = demo.sampler
     for variant in args.variants:
         dense, sparse = REWARDS[variant]
@@ -77,7 +86,8 @@ def main() -> None:
             f"start={args.stage1}", f"rollout.tasks=[{','.join(args.tasks)}]", f"rollout.workers={args.workers}",
             f"rollout.groups_per_task={args.groups_per_task}", f"rollout.max_steps={demo.eval_max_steps}",
             f"rollout.sampler={sampled}", f"grpo.group_size={args.group_size}", f"train.iterations={args.iterations}",
-            f"reward.dense_weight={dense}", f"reward.sparse_weight={sparse}", f"checkpoint.every={args.iterations}"])
+            f"reward.dense_weight={dense}", f"reward.sparse_weight={sparse}", f"checkpoint.every={args.iterations}",
+            *([f"grpo.noise_level={args.noise_level}"] if args.noise_level is not None else []), *args.override])
         run = out / "runs" / variant.replace(" ", "").replace("+", "-")
         started = time.perf_counter()
         reinforce(config, run)
@@ -86,8 +96,9 @@ def main() -> None:
         evaluated = _evaluated(variant, run, settings, out / "eval" / run.name, args.workers)
         rows.append(Row(variant, evaluated.successes, evaluated.episodes, seconds, throughput))
 
+    noise = "" if args.noise_level is None else f", SDE noise level {args.noise_level}"
     title = (f"### Stage II RL, {', '.join(args.tasks)}: {args.iterations} iterations x {args.groups_per_task} "
-             f"group(s)/task x G={args.group_size}; {args.eval_episodes} held-out episodes/task; "
+             f"group(s)/task x G={args.group_size}{noise}; {args.eval_episodes} held-out episodes/task; "
              f"from {args.stage1}\n\n{environment(torch.device('cpu'))} · {args.workers} worker(s)")
     table = _table(rows)
     print(title + "\n\n" + table)
@@ -102,6 +113,23 @@ def _evaluated(name: str, run, settings: EvalSettings, out: Path, workers: int) 
     return Row(name, sum(e.success for e in episodes), len(episodes), seconds, 60 * len(episodes) / seconds)
 
 
+def _reused(name: str, path: Path, settings: EvalSettings) -> Row:
+    """The Stage I row from an earlier evaluation's results document, checked to match ``settings``."""
+    import json
+
+    results = json.loads(path.read_text())
+    sampler = results["settings"]["sampler"]
+    same = (results["settings"]["tasks"] == list(settings.tasks) and results["settings"]["episodes"] == settings.episodes
+            and all(sampler[k] == getattr(settings.sampler, k) for k in sampler)
+            and results["settings"]["max_steps"] == settings.max_steps)
+    if not same:
+        raise ValueError(f"--stage1-results {path}: evaluated with other tasks, episodes, sampler or step limit "
+                         f"({results['settings']}) than this benchmark's")
+    successes = sum(t["successes"] for t in results["tasks"].values())
+    episodes = sum(t["episodes"] for t in results["tasks"].values())
+    return Row(name, successes, episodes, float("nan"), float("nan"))
+
+
 def _table(rows: list[Row]) -> str:
     base = rows[0].successes / rows[0].episodes
     lines = ["| policy | success | 95% CI | change | time | episodes/min |", "|---|---:|---:|---:|---:|---:|"]
@@ -110,8 +138,10 @@ def _table(rows: list[Row]) -> str:
         low, high = wilson_interval(row.successes, row.episodes)
         change = "" if row is rows[0] else f"{100 * (rate - base):+.0f} pt"
         what = "eval" if row is rows[0] else "RL"
+        timing = (f"{what} {row.seconds:.0f} s | {what} {row.episodes_per_min:.1f}" if row.seconds == row.seconds
+                  else "evaluated earlier (--stage1-results) | -")
         lines.append(f"| {row.variant} | {row.successes}/{row.episodes} ({rate:.0%}) | {low:.0%}-{high:.0%} | {change} | "
-                     f"{what} {row.seconds:.0f} s | {what} {row.episodes_per_min:.1f} |")
+                     f"{timing} |")
     return "\n".join(lines)
 
 

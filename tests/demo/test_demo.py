@@ -36,9 +36,15 @@ def test_demo_runs_every_stage_then_resumes(toy_demo, monkeypatch):
     for source in sources:
         assert not source.startswith(("/", OUT)) and (out / source).is_file(), source
 
+    assert "Ablation over training seeds" not in page
+    ablation = out / "ablation" / "ablation.json"  # where benchmarks/ablation.py --out OUT/ablation writes
+    ablation.parent.mkdir()
+    ablation.write_text(json.dumps({"rows": [{"suite": "demo", "variant": v, "seed": 0, "task": "handle-press-v3",
+                                              "successes": 1, "episodes": 2} for v in ("aim", "no-value-map")]}))
     stamps = {v: results_path(out, v).stat().st_mtime_ns for v in TOY.evaluated}
     monkeypatch.chdir(base)
     second = run_demo(OUT, TOY, progress=False)
+    assert "Ablation over training seeds" in (base / second.report).read_text()
     assert set(second.stage_seconds) == {"collect"}  # collection only checks what is there
     assert {v: results_path(out, v).stat().st_mtime_ns for v in TOY.evaluated} == stamps
     assert second.results == first.results

@@ -126,3 +126,13 @@ def test_held_out_seeds_start_from_states_no_training_seed_starts_from():
     for held_out in eval_seeds(3):
         start = env.reset(held_out)
         assert all(np.abs(start - t).max() > 1e-6 for t in training)
+
+
+def test_intent_tasks_are_evaluated_like_meta_worlds_own(tmp_path):
+    """An intent task id (aim.sim.intent_scenes) builds its scene and instruction in the suite and runs."""
+    task = "twin-drawer-close-right"
+    bundle = tiny_bundle(image_size=(16, 16), cameras=["topview"], frame_stride=2, tasks=[task])
+    assert MetaWorldSuite().instruction(task) == "close the right drawer"
+    settings = EvalSettings(tasks=(task,), episodes=2, sampler=SAMPLER, max_steps=4, videos_per_task=0)
+    results = evaluate(bundle, settings, tmp_path, MetaWorldSuite(), progress=False)
+    assert [(r.task, r.steps, r.success) for r in results] == [(task, 4, False)] * 2

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from aim.demo import figures
+from aim.demo import ablation_section, figures
 from aim.demo.settings import RL_VARIANT, DemoSettings, results_path, run_dir
 from aim.eval.runner import VIDEO_DIR
 from aim.train.samples import FIGURE_VIEW_PIXELS
@@ -48,6 +48,7 @@ def write_report(out: Path, settings: DemoSettings, results: dict[str, dict], se
         *([_reinforcement(out, figures.rl_curves(run_dir(out, RL_VARIANT), figure_dir / "rl.png"))]
           if RL_VARIANT in results else []),
         _rollouts(out, results),
+        ablation_section.html_section(out / "ablation" / "ablation.json"),
     ]
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>aim demo</title><style>{_STYLE}</style>"
             f"</head><body>{''.join(sections)}</body></html>")

@@ -35,6 +35,7 @@ import warnings
 import numpy as np
 
 from aim.errors import UsageError
+from aim.sim import intent_scenes
 from aim.sim.environment import Contact, Environment, StepResult
 from aim.sim.mujoco_cameras import intrinsics_from_fovy, world_to_camera
 
@@ -49,7 +50,7 @@ VIEWING_MULTISAMPLE = 4
 
 
 def check_task(task: str) -> None:
-    """Refuses a name that is not one of Meta-World's tasks (imports Meta-World, hence MuJoCo:
+    """Refuses a name that is not one of Meta-World's tasks or an intent task (imports Meta-World, hence MuJoCo:
     the renderer must be chosen first, see the module docstring)."""
     if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
         raise UsageError("Meta-World: MuJoCo has no display to render on; choose its offscreen renderer before "
@@ -59,8 +60,11 @@ def check_task(task: str) -> None:
         ALL_V3_ENVIRONMENTS,  # also registers the environments with gymnasium
     )
 
-    if task not in ALL_V3_ENVIRONMENTS:
-        raise UsageError(f"unknown Meta-World task {task!r}; its tasks are {', '.join(sorted(ALL_V3_ENVIRONMENTS))}")
+    if intent_scenes.is_intent_task(task):
+        intent_scenes.scene_of(task)
+    elif task not in ALL_V3_ENVIRONMENTS:
+        raise UsageError(f"unknown Meta-World task {task!r}; its tasks are {', '.join(sorted(ALL_V3_ENVIRONMENTS))} "
+                         f"and the intent tasks {', '.join(intent_scenes.INTENT_TASKS)}")
 
 
 def check_multisample(multisample: int | None, owner: str) -> None:
@@ -81,8 +85,10 @@ def action_space_of(names) -> str:
 
 
 def instruction(task: str) -> str:
-    """The instruction text of a Meta-World task ("pick-place-v3" -> "pick place"), used by data
-    collection and evaluation alike."""
+    """The instruction text of a Meta-World task ("pick-place-v3" -> "pick place") or of an intent
+    task (``aim.sim.intent_scenes``), used by data collection and evaluation alike."""
+    if intent_scenes.is_intent_task(task):
+        return intent_scenes.instruction(task)
     return task.removesuffix("-v3").replace("-", " ")
 
 
@@ -104,12 +110,11 @@ class MetaWorldEnv(Environment):
         check_multisample(multisample, "MetaWorldEnv")
         check_task(task)
         self.action_space = action_space
-        import gymnasium
         import mujoco
 
         self._mujoco = mujoco
         self.task = task
-        self._env = gymnasium.make("Meta-World/MT1", env_name=task, disable_env_checker=True)
+        self._env = _gym_env(task)
         self._sim = self._env.unwrapped
         model = self._sim.model
         names = [model.camera(i).name for i in range(model.ncam)]
@@ -181,7 +186,7 @@ class MetaWorldEnv(Environment):
         environment's action space, clipped to what the environment executes."""
         from metaworld.policies import ENV_POLICY_MAP
 
-        policy = ENV_POLICY_MAP[self.task]().get_action
+        policy = ENV_POLICY_MAP[intent_scenes.expert_task(self.task)]().get_action
 
         def act(observation: np.ndarray) -> np.ndarray:
             with warnings.catch_warnings():
@@ -311,6 +316,15 @@ class MetaWorldEnv(Environment):
         if self._viewing_renderer is not None:
             self._viewing_renderer.close()
         self._env.close()
+
+
+def _gym_env(task: str):
+    """Meta-World's MT1 environment of ``task``, or the intent scene of an intent task id."""
+    if intent_scenes.is_intent_task(task):
+        return intent_scenes.gym_env(task)
+    import gymnasium
+
+    return gymnasium.make("Meta-World/MT1", env_name=task, disable_env_checker=True)
 
 
 def _task_selector(env):
