@@ -21,16 +21,12 @@ def _pair(scene: str) -> tuple[MetaWorldEnv, MetaWorldEnv]:
     return tuple(MetaWorldEnv(f"twin-{scene}-{goal}", CAMERAS, 32, 32, multisample=0) for goal in ("left", "right"))
 
 
-def _seed() -> int:
-    return int(np.random.default_rng().integers(0, 1000))
-
-
 @pytest.mark.parametrize("scene", list(SCENES))
-def test_both_goals_see_the_same_scene_and_the_objects_look_alike(scene):
+def test_both_goals_see_the_same_scene_and_the_objects_look_alike(scene, rng):
     """From the same seed the left and right tasks start from the same views (nothing but the task
     id tells them apart); the two objects have the same geoms, colours and joint state, one on each side."""
     left, right = _pair(scene)
-    seed = _seed()
+    seed = int(rng.integers(0, 1000))
     left.reset(seed), right.reset(seed)
     for camera in CAMERAS:
         np.testing.assert_array_equal(left.render()[camera], right.render()[camera])
@@ -57,11 +53,11 @@ def _descends(model, body: int, root: int) -> bool:
 
 
 @pytest.mark.parametrize("scene", list(SCENES))
-def test_only_the_chosen_object_succeeds(scene):
+def test_only_the_chosen_object_succeeds(scene, rng):
     """The expert of each goal succeeds in its own task; replayed in the other goal's task (same
     scene), its actions work the other object and do not succeed."""
     left, right = _pair(scene)
-    seed = _seed()
+    seed = int(rng.integers(0, 1000))
     for own, other in ((left, right), (right, left)):
         observation = own.reset(seed)
         expert, actions = own.expert(), []
@@ -77,10 +73,11 @@ def test_only_the_chosen_object_succeeds(scene):
 
 
 @pytest.mark.parametrize("task", INTENT_TASKS)
-def test_value_map_labels_mark_the_chosen_object(task):
+def test_value_map_labels_mark_the_chosen_object(task, rng):
     scene, goal = intent_scenes.scene_of(task)
-    episode, events = labelled_expert_episode(task, _seed(), CollectSettings(cameras=CAMERAS, height=32, width=32,
-                                                                      frame_every=4, multisample=0))
+    seed = int(rng.integers(0, 1000))
+    settings = CollectSettings(cameras=CAMERAS, height=32, width=32, frame_every=4, multisample=0)
+    episode, events = labelled_expert_episode(task, seed, settings)
     assert events and episode.instruction == instruction(task) == scene.instruction.format(goal=goal)
     x = np.concatenate([e.points for e in events])[:, 0]
     assert (x < 0).all() if goal == "left" else (x > 0).all()

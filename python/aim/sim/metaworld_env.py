@@ -29,8 +29,11 @@ hand is from its past actions alone, and they are the end-effector targets docs/
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
 import warnings
+import weakref
 
 import numpy as np
 
@@ -248,6 +251,8 @@ class MetaWorldEnv(Environment):
         renderer = self._mujoco.Renderer(self._sim.model, height, width)
         for flag in (self._mujoco.mjtRndFlag.mjRND_SHADOW, self._mujoco.mjtRndFlag.mjRND_REFLECTION):
             renderer.scene.flags[flag] = self._shadows
+        _OPEN_RENDERERS.add(renderer)
+        _close_renderers_at_exit()
         return renderer
 
     def _render_with(self, renderer) -> dict[str, np.ndarray]:
@@ -312,10 +317,22 @@ class MetaWorldEnv(Environment):
         return out
 
     def close(self) -> None:
-        self._renderer.close()
-        if self._viewing_renderer is not None:
-            self._viewing_renderer.close()
+        for renderer in (self._renderer, self._viewing_renderer):
+            if renderer is not None:
+                renderer.close()
+                _OPEN_RENDERERS.discard(renderer)
         self._env.close()
+
+
+_OPEN_RENDERERS: weakref.WeakSet = weakref.WeakSet()
+
+
+@functools.cache
+def _close_renderers_at_exit() -> None:
+    """Closes at exit the renderers of environments nobody closed. Left to their own ``__del__``
+    during interpreter teardown they call into a half-unloaded EGL and print tracebacks; registered
+    after MuJoCo's first EGL context (whose atexit terminates EGL), this runs before it."""
+    atexit.register(lambda: [renderer.close() for renderer in list(_OPEN_RENDERERS)])
 
 
 def _gym_env(task: str):
