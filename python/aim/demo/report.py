@@ -21,7 +21,7 @@ from aim.demo.settings import RL_VARIANT, DemoSettings, results_path, run_dir
 from aim.eval.runner import VIDEO_DIR
 from aim.train.samples import FIGURE_VIEW_PIXELS
 
-GOAL = 0.70  # issue 6: mean closed-loop success of the demo tasks
+GOAL = 0.70  # the demo's target: mean closed-loop success over its tasks
 
 VARIANT_NOTES = {
     "aim": "the model of the paper: intent-causal attention, value-map stream",
